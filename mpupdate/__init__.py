@@ -1,0 +1,89 @@
+"""mpupdate: start, watch, cancel and verify Microsoft Defender signature updates.
+
+Binds ``MpClient.dll``'s ``MpUpdateStart`` through a compiled cffi module, and ships a faithful
+fake of the DLL (:mod:`mpupdate.fakes`) so update automation can be tested on any OS::
+
+    import mpupdate
+    result = mpupdate.update(backend="fake:updated", progress=lambda p: print(p.percent))
+    print(result.outcome, result.versions_after.av_signature)
+
+Importing this package loads no DLL.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from .backends import Backend, DllBackend, MpClientOverrideWarning
+from .client import Client, ProgressFunction, UpdateOperation, update
+from .constants import (
+    CallbackType,
+    Control,
+    Evidence,
+    Notify,
+    SigUpdateType,
+    Source,
+    Stage,
+    UpdateOption,
+)
+from .errors import (
+    AccessDeniedError,
+    BackendUnavailableError,
+    InvalidArgumentError,
+    InvalidHandleError,
+    MpError,
+    NetworkError,
+    ProtocolError,
+    ServiceUnavailableError,
+    UpdateAccessDeniedError,
+    UpdateError,
+    UpdateNetworkError,
+    UpdateServiceUnavailableError,
+)
+from .events import Event
+from .machine import Anomaly, Outcome, Phase, Progress, UpdateMachine, UpdateResult
+from .versions import ComponentVersion, VersionInfo
+
+__version__ = "0.1.0"
+
+logging.getLogger("mpupdate").addHandler(logging.NullHandler())
+
+__all__ = [
+    "AccessDeniedError",
+    "Anomaly",
+    "Backend",
+    "BackendUnavailableError",
+    "CallbackType",
+    "Client",
+    "ComponentVersion",
+    "Control",
+    "DllBackend",
+    "Event",
+    "Evidence",
+    "InvalidArgumentError",
+    "InvalidHandleError",
+    "MpClientOverrideWarning",
+    "MpError",
+    "NetworkError",
+    "Notify",
+    "Outcome",
+    "Phase",
+    "Progress",
+    "ProgressFunction",
+    "ProtocolError",
+    "ServiceUnavailableError",
+    "SigUpdateType",
+    "Source",
+    "Stage",
+    "UpdateAccessDeniedError",
+    "UpdateError",
+    "UpdateMachine",
+    "UpdateNetworkError",
+    "UpdateOperation",
+    "UpdateOption",
+    "UpdateResult",
+    "UpdateServiceUnavailableError",
+    "VersionInfo",
+    "__version__",
+    "update",
+]

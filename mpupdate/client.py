@@ -1,0 +1,633 @@
+"""Client (the manager handle) and UpdateOperation (one update handle).
+
+Ownership: each MPHANDLE belongs to one :class:`_OwnedHandle`, which closes it exactly once: on
+``close()``, on leaving a ``with`` block, when its owner is garbage-collected, or at interpreter
+exit. A close is never made on the callback thread (MpClient hits ``DebugBreak`` there); if the
+garbage collector happens to run there, the close is deferred to the next call into this module
+or to interpreter exit.
+
+Waiting happens in Python: :meth:`Client.start_update` starts with the ASYNC option and the
+operation waits on a condition through the backend's clock, so timeouts and Ctrl-C work. On
+expiry, interrupt, a raising progress function or a strict-mode violation, the operation sends
+ABORT, closes its handle (MpClient then cancels and waits for the update) and reports
+``TIMED_OUT`` or ``CANCELLED``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+import weakref
+from collections.abc import Iterator
+from typing import Any, Callable, Optional, Union
+
+from . import _native
+from ._native import ffi
+from .backends import Backend, resolve_backend
+from .clock import SYSTEM_CLOCK, Clock
+from .constants import (
+    E_ABORT,
+    E_HANDLE,
+    E_TIMEOUT,
+    S_FALSE,
+    Control,
+    Source,
+    UpdateOption,
+)
+from .errors import (
+    BackendUnavailableError,
+    MpError,
+    ProtocolError,
+    describe,
+    error_for,
+    failed,
+    format_hresult,
+    to_signed,
+    update_error_for,
+)
+from .events import Event, read_utf16
+from .machine import Outcome, Progress, UpdateMachine, UpdateResult, outcome_of
+from .versions import VersionInfo
+
+__all__ = ["Client", "ProgressFunction", "UpdateOperation", "update"]
+
+log = logging.getLogger("mpupdate")
+
+ProgressFunction = Callable[[Progress], Any]
+"""Called on the caller's thread after every event; raising cancels the update."""
+
+_deferred_lock = threading.Lock()
+_deferred: list[tuple[Backend, Any, str]] = []
+
+
+def _close_raw(backend: Backend, handle: Any, kind: str) -> int:
+    """Close one handle now, or defer it if this thread is inside the callback."""
+    if _native.in_callback():
+        with _deferred_lock:
+            _deferred.append((backend, handle, kind))
+        log.warning(
+            "mpupdate: %s handle close deferred: it was requested on the callback thread", kind
+        )
+        return 0
+    hr = int(backend.MpHandleClose(handle)) & 0xFFFFFFFF
+    if failed(hr):
+        log.warning("mpupdate: MpHandleClose(%s handle) failed: %s", kind, format_hresult(hr))
+    return hr
+
+
+def flush_deferred_closes() -> None:
+    """Close the handles whose close had to wait until we were off the callback thread."""
+    if _native.in_callback():
+        return
+    with _deferred_lock:
+        pending = _deferred[:]
+        del _deferred[:]
+    for backend, handle, kind in pending:
+        _close_raw(backend, handle, kind)
+
+
+atexit.register(flush_deferred_closes)
+
+
+class _OwnedHandle:
+    """One MPHANDLE and the promise to close it exactly once."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        handle: Any,
+        kind: str,
+        after_close: Optional[Callable[[], None]] = None,
+    ) -> None:
+        self.handle = handle
+        self.kind = kind
+        self._finalizer = weakref.finalize(
+            self, _OwnedHandle._close, backend, handle, kind, after_close
+        )
+
+    @staticmethod
+    def _close(
+        backend: Backend, handle: Any, kind: str, after_close: Optional[Callable[[], None]]
+    ) -> int:
+        try:
+            return _close_raw(backend, handle, kind)
+        finally:
+            if after_close is not None:
+                after_close()
+
+    @property
+    def closed(self) -> bool:
+        return not self._finalizer.alive
+
+    def close(self) -> int:
+        """Close the handle if this is the first call; returns the HRESULT (S_FALSE if already)."""
+        result = self._finalizer()
+        return S_FALSE if result is None else int(result)
+
+
+def _check(function: str, hresult: int, client: Optional[Client] = None) -> None:
+    if failed(hresult):
+        message = client.error_message(hresult) if client is not None else None
+        raise error_for(function, hresult, message)
+
+
+class Client:
+    """An open MpClient manager handle (``MpManagerOpen`` ... ``MpHandleClose``).
+
+    ``backend``: None (``MPUPDATE_BACKEND``, else the real DLL on Windows), a string such as
+    ``"fake:already-current"`` or ``"dll:C:\\path\\MpClient.dll"``, or a backend object (for
+    example a :class:`mpupdate.fakes.FakeMpClient`). See :func:`mpupdate.backends.resolve_backend`.
+    """
+
+    def __init__(self, backend: Union[Backend, str, None] = None) -> None:
+        flush_deferred_closes()
+        self.backend: Backend = resolve_backend(backend)
+        clock = getattr(self.backend, "clock", None)
+        self.clock: Clock = clock if clock is not None else SYSTEM_CLOCK
+        #: Which handle MpUpdateControl(ABORT) accepted last ("update" or "manager"), once known.
+        self.abort_handle: Optional[str] = None
+        self._operations: weakref.WeakSet[UpdateOperation] = weakref.WeakSet()
+        out = ffi.new("MPHANDLE *")
+        hr = int(self.backend.MpManagerOpen(0, out)) & 0xFFFFFFFF
+        _check("MpManagerOpen", hr)
+        self._handle = _OwnedHandle(self.backend, out[0], "manager")
+
+    @property
+    def handle(self) -> Any:
+        """The manager MPHANDLE (cffi cdata). Do not close it yourself."""
+        if self._handle.closed:
+            raise ValueError("this Client is closed; open a new one")
+        return self._handle.handle
+
+    @property
+    def closed(self) -> bool:
+        return self._handle.closed
+
+    def close(self) -> None:
+        """Close every operation still open (cancelling running ones), then the manager handle."""
+        for operation in list(self._operations):
+            operation.close()
+        self._handle.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"<mpupdate.Client {state} backend={self.backend!r}>"
+
+    def version(self) -> VersionInfo:
+        """The component versions (``MpManagerVersionQuery``)."""
+        info = ffi.new("MPVERSION_INFO *")
+        hr = int(self.backend.MpManagerVersionQuery(self.handle, info)) & 0xFFFFFFFF
+        _check("MpManagerVersionQuery", hr, self)
+        return VersionInfo.from_struct(info)
+
+    def error_message(self, hresult: int) -> str:
+        """The text for an HRESULT: ``MpErrorMessageFormat`` where it answers, else our table."""
+        if not self.closed:
+            text = ffi.new("uint16_t **")
+            hr = int(self.backend.MpErrorMessageFormat(self.handle, to_signed(hresult), text))
+            try:
+                if not failed(hr) and text[0] != ffi.NULL:
+                    message = read_utf16(text[0], 0xFFFF)
+                    if message and message.strip():
+                        return message.strip()
+            finally:
+                if text[0] != ffi.NULL:
+                    self.backend.MpFreeMemory(text[0])
+        return describe(hresult).message
+
+    def start_update(
+        self,
+        source: Source = Source.DEFAULT,
+        options: Union[UpdateOption, int, None] = None,
+        strict: bool = False,
+        progress: Optional[ProgressFunction] = None,
+        blocking: bool = False,
+    ) -> UpdateOperation:
+        """Start a signature update; returns at once (unless ``blocking``) with its operation.
+
+        ``options`` (UpdateOption flags or a raw int; default PROGRESS) are combined with the
+        source's bit and, unless ``blocking``, ASYNC. ``blocking=True`` uses the DLL's synchronous
+        mode: the call returns when the update has finished; no timeout or Ctrl-C can stop it.
+        ``progress`` is called with a :class:`Progress` after every event, on the thread that
+        consumes the events (``events()`` / ``wait()``). ``strict=True`` raises
+        :class:`~mpupdate.ProtocolError` on any notification that breaks the grammar.
+
+        Raises an :class:`~mpupdate.MpError` subclass when ``MpUpdateStart`` fails.
+        """
+        flush_deferred_closes()
+        if not isinstance(source, Source):
+            raise TypeError(f"source must be a mpupdate.Source, not {type(source).__name__}")
+        flags = int(UpdateOption.PROGRESS if options is None else options) | int(source.option)
+        if not blocking:
+            flags |= int(UpdateOption.ASYNC)
+        operation = UpdateOperation(self, source, flags, strict, progress)
+        self._operations.add(operation)
+        operation._start()
+        return operation
+
+    def _versions_or_none(self, machine: UpdateMachine, when: str) -> Optional[VersionInfo]:
+        try:
+            return self.version()
+        except MpError as exc:
+            machine.note(f"versions {when} the update unavailable: {exc.name}")
+            return None
+
+
+class _DeadlinePassed(Exception):
+    pass
+
+
+class UpdateOperation:
+    """One update: its handle, its events, its result.
+
+    Use as a context manager; leaving the block closes the handle (aborting the update first if
+    it is still running). Events are consumed by :meth:`events` or :meth:`wait` on one thread.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        source: Source,
+        options: int,
+        strict: bool,
+        progress: Optional[ProgressFunction],
+    ) -> None:
+        self.client = client
+        self.source = source
+        self.options = options
+        self.strict = strict
+        self._progress_function = progress
+        self._machine = UpdateMachine(strict=strict, options=options)
+        self._sink = _native.Sink()
+        self._token = 0
+        self._handle: Optional[_OwnedHandle] = None
+        self._events: list[Event] = []
+        self._result: Optional[UpdateResult] = None
+        self._cancel_requested = False
+        self._consume_lock = threading.Lock()
+        self._info: Any = None
+        #: Which handle MpUpdateControl(ABORT) accepted for this update, once one did.
+        self.abort_handle: Optional[str] = None
+        self.versions_before: Optional[VersionInfo] = None
+        self.started_at = client.clock.now()
+
+    # -- starting -------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        client = self.client
+        self.versions_before = client._versions_or_none(self._machine, "before")
+        self._token = _native.register(self._sink)
+        token = self._token
+        info = ffi.new("MPCALLBACK_INFO *")
+        info.pfnCallbackFunction = _native.lib.mpupdate_callback
+        info.CallbackContext = token
+        self._info = info  # MpClient may read it for as long as the update runs
+        out = ffi.new("MPHANDLE *")
+        self.started_at = client.clock.now()
+        try:
+            hr = int(client.backend.MpUpdateStart(client.handle, self.options, info, out))
+        except BaseException:
+            _native.unregister(token)
+            raise
+        hr &= 0xFFFFFFFF
+        if failed(hr):
+            _native.unregister(token)
+            raise error_for("MpUpdateStart", hr, client.error_message(hr))
+        if out[0] == ffi.NULL:
+            _native.unregister(token)
+            self._machine.note("MpUpdateStart succeeded but returned a NULL update handle")
+        else:
+            self._handle = _OwnedHandle(
+                client.backend, out[0], "update", lambda: _native.unregister(token)
+            )
+        interrupt = self._sink.interrupt
+        if interrupt is not None:  # Ctrl-C inside the callback of a synchronous start
+            self._stop(Outcome.CANCELLED)
+            raise interrupt
+
+    # -- state ----------------------------------------------------------------------------
+
+    @property
+    def handle(self) -> Any:
+        """The update MPHANDLE (cffi cdata), or None once closed."""
+        if self._handle is None or self._handle.closed:
+            return None
+        return self._handle.handle
+
+    @property
+    def result(self) -> Optional[UpdateResult]:
+        """The result once the update has ended, else None."""
+        return self._result
+
+    @property
+    def done(self) -> bool:
+        return self._result is not None
+
+    @property
+    def percent(self) -> int:
+        """Overall progress so far, 0-100."""
+        return self._machine.percent
+
+    @property
+    def phase(self) -> Any:
+        """The :class:`~mpupdate.Phase` so far."""
+        return self._machine.phase
+
+    # -- consuming ------------------------------------------------------------------------
+
+    def events(self, timeout: Optional[float] = None) -> Iterator[Event]:
+        """Yield events until the terminal SIGUPDATE_COMPLETE (included).
+
+        ``timeout`` bounds the whole iteration in seconds. When it expires the update is
+        aborted and closed and the iteration ends; :attr:`result` is then ``TIMED_OUT``.
+        Leaving the loop early does not cancel the update.
+        """
+        if not self._consume_lock.acquire(blocking=False):
+            raise RuntimeError("another thread is already consuming this update's events")
+        try:
+            deadline = None if timeout is None else self.client.clock.monotonic() + timeout
+            while self._result is None:
+                try:
+                    event = self._next(deadline)
+                except _DeadlinePassed:
+                    self._stop(Outcome.TIMED_OUT, timeout)
+                    return
+                except BaseException:
+                    self._stop(Outcome.CANCELLED)
+                    raise
+                if event is None:
+                    return
+                yield event
+        finally:
+            self._consume_lock.release()
+
+    def wait(self, timeout: Optional[float] = None) -> UpdateResult:
+        """Wait for the update to end and return its :class:`UpdateResult`.
+
+        On timeout the update is aborted and the result is ``TIMED_OUT``. Ctrl-C aborts the
+        update, closes its handle and re-raises KeyboardInterrupt (:attr:`result` is then
+        ``CANCELLED``); an exception from the progress function is re-raised the same way.
+        """
+        for _ in self.events(timeout):
+            pass
+        assert self._result is not None
+        return self._result
+
+    def _next(self, deadline: Optional[float]) -> Optional[Event]:
+        """The next event, fed through the machine and the progress function."""
+        sink, clock = self._sink, self.client.clock
+        with sink.condition:
+            while not sink.events:
+                if sink.interrupt is not None:
+                    raise sink.interrupt
+                if self.handle is None:  # closed: nothing more can come
+                    break
+                remaining = None if deadline is None else deadline - clock.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise _DeadlinePassed
+                clock.wait(sink.condition, remaining)
+            event = sink.events.popleft() if sink.events else None
+            self._take_problems()
+        if event is None:
+            self._finish()
+            return None
+        self._events.append(event)
+        progress = self._machine.feed(event)
+        if self._machine.done:
+            self._finish()
+        if self._progress_function is not None:
+            self._progress_function(progress)
+        return event
+
+    def _take_problems(self) -> None:
+        for problem in self._sink.problems:
+            self._machine.note(problem)
+        del self._sink.problems[:]
+
+    # -- cancelling and closing -----------------------------------------------------------
+
+    def cancel(self) -> None:
+        """Ask MpClient to abort the update (``MpUpdateControl(ABORT)``); does not wait.
+
+        The docs name the update handle, the shipped DLL wants the manager handle: the handle that
+        worked last time is tried first, the other on E_HANDLE; :attr:`abort_handle` records which
+        one worked. A no-op once the update has ended. Raises :class:`~mpupdate.MpError` (for
+        example AccessDeniedError: aborting needs administrator rights) if both refuse.
+        """
+        if self._result is not None or self._machine.done:
+            return
+        self._cancel_requested = True
+        hr = self._send_abort()
+        _check("MpUpdateControl", hr, self.client)
+
+    def _send_abort(self) -> int:
+        kinds = ["update", "manager"]
+        if self.client.abort_handle == "manager":
+            kinds.reverse()
+        hr = E_HANDLE
+        for kind in kinds:
+            handle = self.handle if kind == "update" else self.client.handle
+            if handle is None:
+                continue
+            hr = int(self.client.backend.MpUpdateControl(handle, int(Control.ABORT))) & 0xFFFFFFFF
+            if hr == E_HANDLE:
+                continue
+            if not failed(hr):
+                self.abort_handle = kind
+                self.client.abort_handle = kind
+            return hr
+        return hr
+
+    def close(self) -> None:
+        """Close the update handle (once); a running update is aborted first and ends CANCELLED."""
+        if self._result is None:
+            self._stop(Outcome.CANCELLED)
+        elif self._handle is not None:
+            self._handle.close()
+
+    def __enter__(self) -> UpdateOperation:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = self._result.outcome.name if self._result else self._machine.phase.name
+        return f"<mpupdate.UpdateOperation {state} {self.percent}%>"
+
+    def _stop(self, outcome: Outcome, timeout: Optional[float] = None) -> None:
+        """End a running update early: abort, close, drain what arrived, build the result."""
+        if self._result is not None:
+            return
+        pending: Optional[BaseException] = None
+        self._cancel_requested = True
+        if self.handle is not None and not self._machine.done:
+            try:
+                hr = self._send_abort()
+                if failed(hr) and hr != E_ABORT:
+                    self._machine.note(f"MpUpdateControl(ABORT) failed: {format_hresult(hr)}")
+            except KeyboardInterrupt as exc:  # finish the clean-up first, then re-raise
+                pending = exc
+        try:
+            self._close_handle()
+        except KeyboardInterrupt as exc:
+            pending = pending or exc
+        self._drain()
+        # What COMPLETE reported wins when it is more than "aborted": an update that finished
+        # before the abort took effect did finish.
+        complete = self._machine.complete
+        if complete is None or outcome_of(complete.hresult) == Outcome.CANCELLED:
+            self._result = self._build(outcome, timeout)
+        else:
+            self._result = self._build(None)
+        if pending is not None:
+            raise pending
+
+    def _close_handle(self) -> None:
+        if self._handle is not None:
+            hr = self._handle.close()
+            if failed(hr):
+                self._machine.note(f"MpHandleClose(update handle) failed: {format_hresult(hr)}")
+
+    def _drain(self) -> None:
+        """Feed what arrived before the handle closed, without the progress function."""
+        with self._sink.condition:
+            late = list(self._sink.events)
+            self._sink.events.clear()
+            self._take_problems()
+        for event in late:
+            self._events.append(event)
+            try:
+                self._machine.feed(event)
+            except ProtocolError as exc:  # already stopping: keep it, do not raise twice
+                self._machine.strict = False
+                self._machine.note(str(exc))
+
+    def _finish(self) -> None:
+        """The update ended by itself (COMPLETE, or its handle closed): close, build the result."""
+        if self._result is not None:
+            return
+        self._close_handle()
+        self._drain()
+        if self._machine.done:
+            self._result = self._build(None)
+        else:
+            self._machine.note("the update ended without SIGUPDATE_COMPLETE")
+            self._result = self._build(Outcome.FAILED)
+
+    def _build(self, forced: Optional[Outcome], timeout: Optional[float] = None) -> UpdateResult:
+        machine, client = self._machine, self.client
+        complete = machine.complete
+        if forced is None and complete is not None:
+            outcome = outcome_of(complete.hresult)
+            hresult = complete.hresult
+        elif forced == Outcome.TIMED_OUT:
+            outcome, hresult = forced, E_TIMEOUT
+        elif forced == Outcome.CANCELLED:
+            outcome, hresult = forced, E_ABORT
+        else:
+            outcome = Outcome.FAILED
+            hresult = complete.hresult if complete is not None else 0x80004005
+        if outcome == Outcome.UPDATED:
+            message = "Signatures updated."
+        elif outcome == Outcome.ALREADY_CURRENT:
+            message = "No update was needed: the signatures are already current."
+        elif outcome == Outcome.TIMED_OUT:
+            message = f"The update did not finish within {timeout:g} s and was aborted."
+        elif outcome == Outcome.CANCELLED and forced is not None:
+            message = "The update was cancelled."
+        else:
+            message = client.error_message(hresult)
+        versions_after = None
+        if not client.closed:
+            versions_after = client._versions_or_none(machine, "after")
+        return UpdateResult(
+            outcome=outcome,
+            hresult=hresult,
+            message=message,
+            reboot_required=machine.reboot_required,
+            events=tuple(self._events),
+            anomalies=tuple(machine.anomalies),
+            source=self.source,
+            options=self.options,
+            started_at=self.started_at,
+            finished_at=client.clock.now(),
+            versions_before=self.versions_before,
+            versions_after=versions_after,
+            hint=None
+            if outcome in (Outcome.UPDATED, Outcome.ALREADY_CURRENT)
+            else describe(hresult).hint,
+        )
+
+
+def _failed_to_start(error: MpError, source: Source, options: int, clock: Clock) -> UpdateResult:
+    now = clock.now()
+    return UpdateResult(
+        outcome=Outcome.FAILED,
+        hresult=error.hresult,
+        message=error.message,
+        reboot_required=False,
+        events=(),
+        anomalies=(),
+        source=source,
+        options=options,
+        started_at=now,
+        finished_at=now,
+        hint=error.hint,
+    )
+
+
+def update(
+    source: Source = Source.DEFAULT,
+    progress: Optional[ProgressFunction] = None,
+    timeout: Optional[float] = None,
+    backend: Union[Backend, str, None] = None,
+    options: Union[UpdateOption, int, None] = None,
+    check: bool = True,
+    strict: bool = False,
+) -> UpdateResult:
+    """Update the signatures and return how it went; the one call most programs need.
+
+    Opens a :class:`Client`, starts the update (ASYNC), waits up to ``timeout`` seconds (None:
+    no limit), closes everything. ``progress`` gets a :class:`Progress` after every event;
+    raising from it cancels the update and the exception comes out of ``update()``. Ctrl-C
+    aborts the update, cleans up and re-raises KeyboardInterrupt.
+
+    With ``check=True`` (the default) an outcome other than UPDATED or ALREADY_CURRENT raises
+    :class:`~mpupdate.UpdateError` (of the cause's class where known, e.g.
+    ``UpdateAccessDeniedError``), its ``.result`` holding the :class:`UpdateResult`. A failure of
+    ``MpManagerOpen`` or ``MpUpdateStart`` is a FAILED result like any other. Only
+    :class:`~mpupdate.BackendUnavailableError` (no DLL here) is raised whatever ``check`` says.
+    """
+    if not isinstance(source, Source):
+        raise TypeError(f"source must be a mpupdate.Source, not {type(source).__name__}")
+    requested = int(UpdateOption.PROGRESS if options is None else options)
+    requested |= int(source.option) | int(UpdateOption.ASYNC)
+    function = "SIGUPDATE_COMPLETE"
+    try:
+        with Client(backend) as client:
+            try:
+                operation = client.start_update(source, options, strict, progress)
+            except MpError as exc:
+                function = exc.function
+                result = _failed_to_start(exc, source, requested, client.clock)
+            else:
+                with operation:
+                    result = operation.wait(timeout)
+                if result.outcome == Outcome.TIMED_OUT or not result.events:
+                    function = "UpdateOperation.wait"
+    except MpError as exc:
+        if isinstance(exc, BackendUnavailableError) or exc.function != "MpManagerOpen":
+            raise
+        function = exc.function
+        result = _failed_to_start(exc, source, requested, SYSTEM_CLOCK)
+    if check and not result.ok:
+        raise update_error_for(function, result.hresult, result.message, result)
+    return result

@@ -1,0 +1,430 @@
+"""A pure state machine over Events: phase, overall progress, outcome, anomalies.
+
+No I/O, no threads, no clock: :class:`UpdateMachine` is fed :class:`~mpupdate.Event` values one by
+one (on the caller's thread) and answers what the update looks like so far.
+
+**Lenient** (the default, for production): any order is accepted, because the real order of the
+middle notifications has never been observed; the first SIGUPDATE_COMPLETE is terminal; data may
+be missing. Everything the grammar below would reject is recorded as an :class:`Anomaly` (and
+logged), never swallowed. **Strict** (``strict=True``, for tests) raises
+:class:`~mpupdate.ProtocolError` at the first violation.
+
+The grammar (MPCLIENT.md section 4, the documented order; our best guess)::
+
+    START SEARCH_START SEARCH_COMPLETE [SOFTWARE_UPDATE_AVAILABLE]
+      (DOWNLOAD_START DOWNLOAD_PROGRESS* DOWNLOAD_COMPLETE
+       INSTALL_START INSTALL_PROGRESS* INSTALL_COMPLETE)*
+      [REBOOT_REQUIRED] [REQUEST_PROCESSED] COMPLETE
+
+plus: INTERNAL_FAILURE may come anywhere after START, and then only COMPLETE may follow; a COMPLETE
+carrying a failure (or E_ABORT) may come anywhere after START; a successful COMPLETE only where the
+grammar ends. Strict mode also wants MPSIGUPDATE_DATA on the *_PROGRESS notifications, percentages
+of at most 100, package indexes below the package count that never go back, and known numbers.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Optional, Union
+
+from .constants import (
+    E_ABORT,
+    PROGRESS_NOTIFICATIONS,
+    S_FALSE,
+    S_OK,
+    CallbackType,
+    Notify,
+    Source,
+    UpdateOption,
+)
+from .errors import ProtocolError, failed, format_hresult
+
+if TYPE_CHECKING:
+    from .events import Event
+    from .versions import VersionInfo
+
+__all__ = ["Anomaly", "Outcome", "Phase", "Progress", "UpdateMachine", "UpdateResult"]
+
+log = logging.getLogger("mpupdate")
+
+
+class Outcome(enum.Enum):
+    """How an update ended."""
+
+    UPDATED = "updated"
+    """COMPLETE reported success: new signatures are installed."""
+    ALREADY_CURRENT = "already current"
+    """COMPLETE reported S_FALSE: no update was needed."""
+    FAILED = "failed"
+    """The update (or the call that starts it) reported a failure."""
+    CANCELLED = "cancelled"
+    """The update was aborted (COMPLETE with E_ABORT, ``cancel()``, Ctrl-C, a raising hook)."""
+    TIMED_OUT = "timed out"
+    """The timeout expired first; the update was aborted."""
+
+
+class Phase(enum.Enum):
+    """Where an update is, as far as its notifications tell."""
+
+    NOT_STARTED = "not started"
+    STARTED = "started"
+    SEARCHING = "searching"
+    DOWNLOADING = "downloading"
+    INSTALLING = "installing"
+    FINISHING = "finishing"
+    DONE = "done"
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    """Something the update did that the grammar does not expect (kept, never swallowed)."""
+
+    position: Optional[int]
+    """Index of the event in the update's event list; None when not tied to one event."""
+    message: str
+
+    def __str__(self) -> str:
+        where = "" if self.position is None else f"event {self.position}: "
+        return where + self.message
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What a progress function receives after every event."""
+
+    percent: int
+    """Overall progress 0-100; never goes backwards; 100 only when the update succeeded."""
+    phase: Phase
+    event: Event
+    package: Optional[int]
+    """1-based number of the package being handled, when known."""
+    packages: Optional[int]
+    """How many packages the update handles, when known."""
+
+
+@dataclass(frozen=True)
+class UpdateResult:
+    """How an update ended, with everything that was seen on the way."""
+
+    outcome: Outcome
+    hresult: int
+    """Unsigned. COMPLETE's hResult, the failing call's, or ERROR_TIMEOUT (0x800705B4)."""
+    message: str
+    reboot_required: bool
+    events: tuple[Event, ...]
+    anomalies: tuple[Anomaly, ...]
+    source: Source
+    options: int
+    """The ``dwUpdateOptions`` actually passed to ``MpUpdateStart``."""
+    started_at: datetime
+    finished_at: datetime
+    versions_before: Optional[VersionInfo] = None
+    versions_after: Optional[VersionInfo] = None
+    hint: Optional[str] = None
+
+    @property
+    def ok(self) -> bool:
+        """True for UPDATED and ALREADY_CURRENT."""
+        return self.outcome in (Outcome.UPDATED, Outcome.ALREADY_CURRENT)
+
+    @property
+    def duration(self) -> timedelta:
+        return self.finished_at - self.started_at
+
+    def __str__(self) -> str:
+        text = f"{self.outcome.name} {format_hresult(self.hresult)}: {self.message}"
+        if self.reboot_required:
+            text += " (reboot required)"
+        return text
+
+
+def outcome_of(hresult: int) -> Outcome:
+    """The outcome a SIGUPDATE_COMPLETE with this hResult means."""
+    if hresult == S_FALSE:
+        return Outcome.ALREADY_CURRENT
+    if hresult == E_ABORT:
+        return Outcome.CANCELLED
+    if failed(hresult):
+        return Outcome.FAILED
+    return Outcome.UPDATED
+
+
+N = Notify
+# Grammar states are the last grammatical notification; "begin" before START, "failure" after
+# INTERNAL_FAILURE. Each maps to the notifications that may follow it.
+_FOLLOWS: dict[Union[Notify, str], frozenset[Notify]] = {
+    "begin": frozenset({N.SIGUPDATE_START}),
+    N.SIGUPDATE_START: frozenset({N.SIGUPDATE_SEARCH_START}),
+    N.SIGUPDATE_SEARCH_START: frozenset({N.SIGUPDATE_SEARCH_COMPLETE}),
+    N.SIGUPDATE_SEARCH_COMPLETE: frozenset(
+        {
+            N.SIGUPDATE_SOFTWARE_UPDATE_AVAILABLE,
+            N.SIGUPDATE_DOWNLOAD_START,
+            N.SIGUPDATE_REBOOT_REQUIRED,
+            N.SIGUPDATE_REQUEST_PROCESSED,
+            N.SIGUPDATE_COMPLETE,
+        }
+    ),
+    N.SIGUPDATE_SOFTWARE_UPDATE_AVAILABLE: frozenset(
+        {
+            N.SIGUPDATE_DOWNLOAD_START,
+            N.SIGUPDATE_REBOOT_REQUIRED,
+            N.SIGUPDATE_REQUEST_PROCESSED,
+            N.SIGUPDATE_COMPLETE,
+        }
+    ),
+    N.SIGUPDATE_DOWNLOAD_START: frozenset(
+        {N.SIGUPDATE_DOWNLOAD_PROGRESS, N.SIGUPDATE_DOWNLOAD_COMPLETE}
+    ),
+    N.SIGUPDATE_DOWNLOAD_PROGRESS: frozenset(
+        {N.SIGUPDATE_DOWNLOAD_PROGRESS, N.SIGUPDATE_DOWNLOAD_COMPLETE}
+    ),
+    N.SIGUPDATE_DOWNLOAD_COMPLETE: frozenset({N.SIGUPDATE_INSTALL_START}),
+    N.SIGUPDATE_INSTALL_START: frozenset(
+        {N.SIGUPDATE_INSTALL_PROGRESS, N.SIGUPDATE_INSTALL_COMPLETE}
+    ),
+    N.SIGUPDATE_INSTALL_PROGRESS: frozenset(
+        {N.SIGUPDATE_INSTALL_PROGRESS, N.SIGUPDATE_INSTALL_COMPLETE}
+    ),
+    N.SIGUPDATE_INSTALL_COMPLETE: frozenset(
+        {
+            N.SIGUPDATE_DOWNLOAD_START,
+            N.SIGUPDATE_REBOOT_REQUIRED,
+            N.SIGUPDATE_REQUEST_PROCESSED,
+            N.SIGUPDATE_COMPLETE,
+        }
+    ),
+    N.SIGUPDATE_REBOOT_REQUIRED: frozenset({N.SIGUPDATE_REQUEST_PROCESSED, N.SIGUPDATE_COMPLETE}),
+    N.SIGUPDATE_REQUEST_PROCESSED: frozenset({N.SIGUPDATE_COMPLETE}),
+    "failure": frozenset({N.SIGUPDATE_COMPLETE}),
+    N.SIGUPDATE_COMPLETE: frozenset(),
+}
+
+_PHASES = {
+    N.SIGUPDATE_START: Phase.STARTED,
+    N.SIGUPDATE_SEARCH_START: Phase.SEARCHING,
+    N.SIGUPDATE_SEARCH_COMPLETE: Phase.SEARCHING,
+    N.SIGUPDATE_SOFTWARE_UPDATE_AVAILABLE: Phase.SEARCHING,
+    N.SIGUPDATE_DOWNLOAD_START: Phase.DOWNLOADING,
+    N.SIGUPDATE_DOWNLOAD_PROGRESS: Phase.DOWNLOADING,
+    N.SIGUPDATE_DOWNLOAD_COMPLETE: Phase.DOWNLOADING,
+    N.SIGUPDATE_INSTALL_START: Phase.INSTALLING,
+    N.SIGUPDATE_INSTALL_PROGRESS: Phase.INSTALLING,
+    N.SIGUPDATE_INSTALL_COMPLETE: Phase.INSTALLING,
+    N.SIGUPDATE_REBOOT_REQUIRED: Phase.FINISHING,
+    N.SIGUPDATE_REQUEST_PROCESSED: Phase.FINISHING,
+}
+
+# Overall progress: 0-10 % searching, 10-95 % the packages (each half download, half install),
+# 95 % finishing, 100 % a successful COMPLETE. Within a package, where each notification starts.
+_SEARCH_DONE = 10.0
+_PACKAGES_SPAN = 85.0
+_PACKAGE_FRACTION = {
+    N.SIGUPDATE_DOWNLOAD_START: 0.0,
+    N.SIGUPDATE_DOWNLOAD_COMPLETE: 0.5,
+    N.SIGUPDATE_INSTALL_START: 0.5,
+    N.SIGUPDATE_INSTALL_COMPLETE: 1.0,
+}
+_FIXED_PERCENT = {
+    N.SIGUPDATE_SEARCH_START: 2.0,
+    N.SIGUPDATE_SEARCH_COMPLETE: _SEARCH_DONE,
+    N.SIGUPDATE_SOFTWARE_UPDATE_AVAILABLE: _SEARCH_DONE,
+    N.SIGUPDATE_REBOOT_REQUIRED: 95.0,
+    N.SIGUPDATE_REQUEST_PROCESSED: 95.0,
+}
+_IN_PACKAGE = frozenset(
+    {
+        N.SIGUPDATE_DOWNLOAD_START,
+        N.SIGUPDATE_DOWNLOAD_PROGRESS,
+        N.SIGUPDATE_DOWNLOAD_COMPLETE,
+        N.SIGUPDATE_INSTALL_START,
+        N.SIGUPDATE_INSTALL_PROGRESS,
+    }
+)
+_NEEDS_DATA = frozenset({N.SIGUPDATE_DOWNLOAD_PROGRESS, N.SIGUPDATE_INSTALL_PROGRESS})
+
+
+class UpdateMachine:
+    """Follows one update's events. Pure: feed it events, read its state.
+
+    ``feed`` returns the :class:`Progress` after the event. After the first SIGUPDATE_COMPLETE,
+    :attr:`done` is True and :attr:`outcome` is set; later events only add anomalies. ``options``
+    are the ``dwUpdateOptions`` of the update (a *_PROGRESS notification without the PROGRESS
+    option is a violation).
+    """
+
+    def __init__(self, strict: bool = False, options: int = int(UpdateOption.PROGRESS)) -> None:
+        self.strict = strict
+        self.options = int(options)
+        self.phase = Phase.NOT_STARTED
+        self.percent = 0
+        self.package: Optional[int] = None
+        self.packages: Optional[int] = None
+        self.reboot_required = False
+        self.complete: Optional[Event] = None
+        self.anomalies: list[Anomaly] = []
+        self.count = 0
+        self._grammar: Union[Notify, str] = "begin"
+        self._failure: Optional[int] = None
+
+    @property
+    def done(self) -> bool:
+        """True once a SIGUPDATE_COMPLETE was fed."""
+        return self.complete is not None
+
+    @property
+    def outcome(self) -> Optional[Outcome]:
+        """The outcome COMPLETE reported, or None before it."""
+        return None if self.complete is None else outcome_of(self.complete.hresult)
+
+    def note(self, message: str, position: Optional[int] = None) -> None:
+        """Record an anomaly that is not a grammar violation (lenient and strict alike)."""
+        anomaly = Anomaly(position, message)
+        log.warning("mpupdate: %s", anomaly)
+        self.anomalies.append(anomaly)
+
+    def feed(self, event: Event) -> Progress:
+        """Take the next event; in strict mode raise ProtocolError if it breaks the grammar."""
+        position = self.count
+        self.count += 1
+        if self.done:
+            self._violation(position, event, "nothing", f"{event.name} after SIGUPDATE_COMPLETE")
+            return self._progress(event)
+        self._check(position, event)
+        notify = event.notify
+        if notify == N.SIGUPDATE_COMPLETE:
+            self.complete = event
+            self.phase = Phase.DONE
+            outcome = outcome_of(event.hresult)
+            if outcome in (Outcome.UPDATED, Outcome.ALREADY_CURRENT):
+                self.percent = 100
+        elif isinstance(notify, Notify):
+            self.phase = _PHASES.get(notify, self.phase)
+            if notify == N.SIGUPDATE_REBOOT_REQUIRED and not failed(event.hresult):
+                self.reboot_required = True
+            self._advance(event)
+        return self._progress(event)
+
+    def _progress(self, event: Event) -> Progress:
+        return Progress(self.percent, self.phase, event, self.package, self.packages)
+
+    def _advance(self, event: Event) -> None:
+        notify = event.notify
+        if event.has_data and notify in _IN_PACKAGE:
+            assert event.total_updates is not None and event.current_index is not None
+            total = event.total_updates if event.total_updates > 0 else 1
+            self.packages = total
+            self.package = min(event.current_index, total - 1) + 1
+        if notify in _FIXED_PERCENT:
+            value = _FIXED_PERCENT[notify]  # type: ignore[index]
+        elif notify in _IN_PACKAGE or notify == N.SIGUPDATE_INSTALL_COMPLETE:
+            total = self.packages or 1
+            index = (self.package or 1) - 1
+            percent = min(event.percent or 0, 100) / 100.0
+            if notify == N.SIGUPDATE_DOWNLOAD_PROGRESS:
+                fraction = 0.5 * percent
+            elif notify == N.SIGUPDATE_INSTALL_PROGRESS:
+                fraction = 0.5 + 0.5 * percent
+            else:
+                fraction = _PACKAGE_FRACTION[notify]  # type: ignore[index]
+            value = _SEARCH_DONE + _PACKAGES_SPAN * (index + fraction) / total
+        else:
+            return
+        self.percent = max(self.percent, min(int(value), 99))
+
+    def _check(self, position: int, event: Event) -> None:
+        notify = event.notify
+        if event.callback_type != int(CallbackType.SIGUPDATE):
+            self._violation(
+                position,
+                event,
+                "MPCALLBACK_TYPE SIGUPDATE (6)",
+                f"{event.name} has callback type {event.callback_type}; its data was not read",
+            )
+        if not isinstance(notify, Notify):
+            self._violation(
+                position, event, "a known notification", f"unknown notification {event.name}"
+            )
+            return
+        if notify in (N.INTERNAL_FAILURE, N.CALL_COMPLETE):
+            if self._grammar == "begin":
+                self._violation(position, event, "SIGUPDATE_START", f"{event.name} before START")
+            if notify == N.INTERNAL_FAILURE:
+                self._failure = event.hresult
+                self._grammar = "failure"
+            else:
+                self._violation(position, event, "an update notification", f"{event.name}")
+            return
+        allowed = _FOLLOWS[self._grammar]
+        early_end = (
+            notify == N.SIGUPDATE_COMPLETE and self._grammar != "begin" and failed(event.hresult)
+        )
+        if notify not in allowed and not early_end:
+            expected = " or ".join(sorted(n.name for n in allowed)) or "nothing"
+            previous = self._grammar if isinstance(self._grammar, str) else self._grammar.name
+            self._violation(position, event, expected, f"{event.name} after {previous}")
+        if (
+            notify == N.SIGUPDATE_COMPLETE
+            and self._failure is not None
+            and not failed(event.hresult)
+        ):
+            self._violation(
+                position,
+                event,
+                "a failing COMPLETE",
+                f"COMPLETE reports {format_hresult(event.hresult)} after INTERNAL_FAILURE "
+                f"{format_hresult(self._failure)}",
+            )
+        unusual = event.hresult not in (S_OK, S_FALSE) and not failed(event.hresult)
+        if notify == N.SIGUPDATE_COMPLETE and unusual:
+            self._violation(
+                position,
+                event,
+                "S_OK, S_FALSE or a failure",
+                f"COMPLETE with unusual success code {format_hresult(event.hresult)}",
+            )
+        self._grammar = notify
+        self._check_data(position, event)
+
+    def _check_data(self, position: int, event: Event) -> None:
+        notify = event.notify
+        if notify in PROGRESS_NOTIFICATIONS and not self.options & UpdateOption.PROGRESS:
+            self._violation(
+                position, event, "no progress", f"{event.name} without the PROGRESS option"
+            )
+        if notify in _NEEDS_DATA and not event.has_data:
+            self._violation(position, event, "MPSIGUPDATE_DATA", f"{event.name} without data")
+        if not event.has_data:
+            return
+        assert event.percent is not None
+        assert event.total_updates is not None and event.current_index is not None
+        if event.percent > 100:
+            self._violation(position, event, "at most 100 %", f"{event.percent} % in {event.name}")
+        if event.total_updates and event.current_index >= event.total_updates:
+            self._violation(
+                position,
+                event,
+                f"an index below {event.total_updates}",
+                f"package index {event.current_index} of {event.total_updates}",
+            )
+        if (
+            notify in _IN_PACKAGE
+            and self.package is not None
+            and event.current_index + 1 < self.package
+        ):
+            self._violation(
+                position,
+                event,
+                f"package index {self.package - 1} or later",
+                f"package index went back to {event.current_index}",
+            )
+
+    def _violation(self, position: int, event: Event, expected: str, message: str) -> None:
+        if self.strict:
+            raise ProtocolError(
+                f"event {position}: {message} (expected {expected})", event, position, expected
+            )
+        self.note(f"{message} (expected {expected})", position)
