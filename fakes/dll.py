@@ -1,0 +1,568 @@
+"""FakeMpClient: MpClient.dll's exports in Python, behaving as MPCLIENT.md says the DLL does.
+
+It sits *below* the binding: the client calls it exactly as it calls the compiled module, with the
+same cffi objects, and it calls back through the compiled ``extern "Python"`` function pointer it
+finds in ``MPCALLBACK_INFO``, with the context it was given. Between the two, everything is the
+production path: trampoline, decoding, queue, state machine.
+
+What it imitates (BIN/DOC facts from MPCLIENT.md):
+
+- ``MpManagerOpen``: reserved != 0 or a NULL out pointer -> E_INVALIDARG.
+- ``MpUpdateStart``: a handle that is not an open manager handle -> E_HANDLE; NULL callback info
+  or out pointer -> E_INVALIDARG; a NULL function pointer in the info crashes the real DLL, so it
+  is a violation here; more than one update-source bit -> E_INVALIDARG. A synthesized
+  SIGUPDATE_START (no data) comes first, the scenario's notifications next (``*_PROGRESS`` only
+  with the PROGRESS option), a synthesized SIGUPDATE_COMPLETE carrying the outcome last.
+  Synchronous starts return S_OK even when the update fails.
+- ``MpUpdateControl``: PAUSE/RESUME -> 0x800710DD; ABORT ends a running update with a COMPLETE
+  carrying E_ABORT (after the scenario's ``abort_latency``) and is accepted on the manager handle
+  (as the shipped DLL; ``abort_handle`` changes that); with nothing running it does nothing and
+  returns S_FALSE [GUESS: the DLL's answer there is unobserved].
+- ``MpHandleClose``: NULL -> S_FALSE; closing a running update aborts it and waits for it (the
+  fake then delivers COMPLETE with E_ABORT [GUESS]); a second close (a use-after-free in the real
+  DLL) and a close from inside the callback (``DebugBreak`` there) are violations.
+- ``MpErrorMessageFormat``: UTF-16 text that must be released with ``MpFreeMemory``;
+  ``MpFreeMemory`` of anything else is a violation.
+- ``MpManagerVersionQuery``: the scenario's versions before, and after a successful update.
+- Notification data is freed (overwritten with 0xDD) right after each callback returns, as MpClient
+  frees it, so a binding that keeps a pointer reads garbage.
+
+Violations are recorded in :attr:`FakeMpClient.violations`; with ``strict=True`` (the default) the
+offending call also raises :class:`FakeViolation`. :meth:`FakeMpClient.assert_clean` checks that
+nothing is left open, allocated or violated.
+
+Delivery modes: ``"immediate"`` calls back on the calling thread before ``MpUpdateStart``
+returns; ``"thread"`` from a worker thread, as ASYNC updates do (a synchronous start waits for
+it); ``"timed"`` at the scenario's times on a :class:`~mpupdate.fakes.VirtualClock`. In
+``immediate`` and ``timed`` modes the client waits on that virtual clock (the fake's
+:attr:`clock`), so timeouts need no real sleeping.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Union
+
+from mpupdate._native import ffi
+from mpupdate.clock import SYSTEM_CLOCK, Clock
+from mpupdate.constants import (
+    E_ABORT,
+    E_FAIL,
+    E_HANDLE,
+    E_INVALIDARG,
+    ERROR_INVALID_OPERATION,
+    HRESULTS,
+    PROGRESS_NOTIFICATIONS,
+    S_FALSE,
+    S_OK,
+    SOURCE_OPTION_MASK,
+    Control,
+    Notify,
+    UpdateOption,
+)
+from mpupdate.errors import failed, to_signed
+from mpupdate.filetime import datetime_to_filetime
+
+from .clock import VirtualClock
+from .scenario import Scenario, ScenarioNotification
+
+__all__ = ["DELIVERY_MODES", "FakeCall", "FakeHang", "FakeMpClient", "FakeUpdate", "FakeViolation"]
+
+DELIVERY_MODES = ("immediate", "thread", "timed")
+ABORT_HANDLES = ("manager", "update", "either")
+_POISON = 0xDD
+_FIRST_HANDLE = 0x1000_0000
+_HANDLE_STEP = 0x10
+
+
+class FakeViolation(AssertionError):
+    """The code under test did what the real DLL punishes (crash, use-after-free, DebugBreak)."""
+
+
+class FakeHang(RuntimeError):
+    """The real DLL would block forever here (a synchronous start of a never-ending scenario)."""
+
+
+@dataclass(frozen=True)
+class FakeCall:
+    """One call into the fake: the export, its arguments (handles as ints), the HRESULT returned."""
+
+    function: str
+    args: tuple[Any, ...]
+    hresult: Optional[int]
+    thread: str
+
+
+@dataclass
+class FakeUpdate:
+    """What the fake knows about one update it ran."""
+
+    handle: int
+    manager: int
+    options: int
+    context: int
+    function: Any = field(repr=False)
+    plan: list[ScenarioNotification] = field(repr=False)
+    wall_filetime: int = field(repr=False)
+    start: float = field(default=0.0, repr=False)
+    """Virtual monotonic time at which the update started."""
+    delivered: list[int] = field(default_factory=list)
+    """The notification numbers delivered so far, in order."""
+    aborted: bool = False
+    completed: bool = False
+    complete_hresult: Optional[int] = None
+    last_at: float = 0.0
+    abort_event: threading.Event = field(default_factory=threading.Event, repr=False)
+    worker: Optional[threading.Thread] = field(default=None, repr=False)
+    timers: list[Any] = field(default_factory=list, repr=False)
+
+    @property
+    def running(self) -> bool:
+        return not self.completed
+
+
+class _Handle:
+    __slots__ = ("kind", "update", "value")
+
+    def __init__(self, value: int, kind: str, update: Optional[FakeUpdate] = None) -> None:
+        self.value = value
+        self.kind = kind
+        self.update = update
+
+
+class FakeMpClient:
+    """A fake MpClient.dll replaying a :class:`Scenario`. See the module docs for its behaviour.
+
+    ``scenario``: a Scenario, a built-in scenario name (``mpupdate.fakes.scenarios.names()``) or
+    a path to a scenario JSON file. ``delivery``: ``"immediate"``, ``"thread"`` or ``"timed"``.
+    ``strict``: raise :class:`FakeViolation` at the offending call (violations are recorded
+    either way). ``abort_handle``: which handle MpUpdateControl accepts, ``"manager"`` (the
+    shipped DLL), ``"update"`` (the docs) or ``"either"``. ``before_notify``: called with
+    ``(update, index, notification)`` on the delivering thread before each notification, so a test
+    can hold a worker thread at a chosen point.
+    """
+
+    def __init__(
+        self,
+        scenario: Union[Scenario, str] = "updated",
+        delivery: str = "immediate",
+        strict: bool = True,
+        abort_handle: str = "manager",
+        clock: Optional[VirtualClock] = None,
+        before_notify: Optional[Callable[[FakeUpdate, int, ScenarioNotification], None]] = None,
+    ) -> None:
+        if delivery not in DELIVERY_MODES:
+            raise ValueError(
+                f"delivery must be one of {', '.join(DELIVERY_MODES)}, not {delivery!r}"
+            )
+        if abort_handle not in ABORT_HANDLES:
+            raise ValueError(f"abort_handle must be one of {', '.join(ABORT_HANDLES)}")
+        if isinstance(scenario, str):
+            from . import scenarios
+
+            scenario = scenarios.get(scenario)
+        self.scenario = scenario
+        self.delivery = delivery
+        self.strict = strict
+        self.abort_handle = abort_handle
+        self.before_notify = before_notify
+        self.virtual_clock = clock if clock is not None else VirtualClock(scenario.started_at)
+        #: The clock the client waits on: the virtual one, except in ``thread`` mode where real
+        #: threads deliver. (In ``immediate`` mode nothing is left to wait for after the start, so
+        #: a timeout there passes at once instead of in real seconds.)
+        self.clock: Clock = SYSTEM_CLOCK if delivery == "thread" else self.virtual_clock
+        self.calls: list[FakeCall] = []
+        self.violations: list[str] = []
+        self.updates: list[FakeUpdate] = []
+        self._lock = threading.RLock()
+        self._handles: dict[int, _Handle] = {}
+        self._closed: set[int] = set()
+        self._next_handle = _FIRST_HANDLE
+        self._allocations: dict[int, Any] = {}
+        self._versions = scenario.versions_before
+        self._local = threading.local()
+
+    def __repr__(self) -> str:
+        return f"FakeMpClient({self.scenario.name!r}, delivery={self.delivery!r})"
+
+    # -- introspection -----------------------------------------------------------------------
+
+    @property
+    def open_handles(self) -> dict[int, str]:
+        """Open handles as ``{value: "manager" | "update"}``."""
+        with self._lock:
+            return {value: h.kind for value, h in self._handles.items()}
+
+    @property
+    def outstanding_allocations(self) -> int:
+        """Buffers returned by MpErrorMessageFormat and not yet given to MpFreeMemory."""
+        with self._lock:
+            return len(self._allocations)
+
+    def calls_to(self, function: str) -> list[FakeCall]:
+        return [call for call in self.calls if call.function == function]
+
+    def assert_clean(self) -> None:
+        """Raise AssertionError naming every open handle, unfreed buffer and violation."""
+        problems = list(self.violations)
+        problems += [
+            f"{kind} handle 0x{value:X} left open" for value, kind in self.open_handles.items()
+        ]
+        if self.outstanding_allocations:
+            problems.append(
+                f"{self.outstanding_allocations} MpErrorMessageFormat buffer(s) not freed"
+            )
+        for update in self.updates:
+            if update.worker is not None and update.worker.is_alive():
+                problems.append(f"the worker thread of update 0x{update.handle:X} is still running")
+        if problems:
+            raise AssertionError("FakeMpClient is not clean:\n  " + "\n  ".join(problems))
+
+    # -- bookkeeping ---------------------------------------------------------------------------
+
+    def _log(self, function: str, args: tuple[Any, ...], hresult: Optional[int]) -> int:
+        """Record a call; returns the HRESULT signed, as the compiled module would."""
+        with self._lock:
+            self.calls.append(FakeCall(function, args, hresult, threading.current_thread().name))
+        return to_signed(hresult or 0)
+
+    def _violation(self, text: str) -> None:
+        with self._lock:
+            self.violations.append(text)
+        if self.strict:
+            raise FakeViolation(text)
+
+    def _in_callback(self) -> bool:
+        return getattr(self._local, "depth", 0) > 0
+
+    def _new_handle(self, kind: str, update: Optional[FakeUpdate] = None) -> int:
+        with self._lock:
+            value = self._next_handle
+            self._next_handle += _HANDLE_STEP
+            self._handles[value] = _Handle(value, kind, update)
+        return value
+
+    @staticmethod
+    def _value(handle: Any) -> int:
+        return int(ffi.cast("uintptr_t", handle))
+
+    def _find(self, function: str, handle: Any, kinds: tuple[str, ...]) -> Optional[_Handle]:
+        """The open handle of one of ``kinds``; None (after recording misuse) otherwise."""
+        value = self._value(handle)
+        with self._lock:
+            record = self._handles.get(value)
+            closed = value in self._closed
+        if record is None and closed:
+            self._violation(
+                f"{function} was given handle 0x{value:X} after it was closed "
+                "(a use-after-free in the real DLL)"
+            )
+        if record is None or record.kind not in kinds:
+            return None
+        return record
+
+    # -- the exports ---------------------------------------------------------------------------
+
+    def MpManagerOpen(self, dwReserved: int, phMpHandle: Any) -> int:
+        args = (dwReserved,)
+        if dwReserved != 0 or phMpHandle == ffi.NULL:
+            return self._log("MpManagerOpen", args, E_INVALIDARG)
+        if failed(self.scenario.open_hresult):
+            return self._log("MpManagerOpen", args, self.scenario.open_hresult)
+        value = self._new_handle("manager")
+        phMpHandle[0] = ffi.cast("MPHANDLE", value)
+        return self._log("MpManagerOpen", (*args, value), S_OK)
+
+    def MpUpdateStart(
+        self, hMpHandle: Any, dwUpdateOptions: int, pCallbackInfo: Any, phUpdateHandle: Any
+    ) -> int:
+        options = int(dwUpdateOptions)
+        args: tuple[Any, ...] = (self._value(hMpHandle), options)
+        manager = self._find("MpUpdateStart", hMpHandle, ("manager",))
+        if manager is None:
+            return self._log("MpUpdateStart", args, E_HANDLE)
+        if pCallbackInfo == ffi.NULL or phUpdateHandle == ffi.NULL:
+            return self._log("MpUpdateStart", args, E_INVALIDARG)
+        function = pCallbackInfo.pfnCallbackFunction
+        if function == ffi.NULL:
+            self._log("MpUpdateStart", args, E_INVALIDARG)
+            self._violation(
+                "MpUpdateStart was given a NULL callback function (the real DLL crashes)"
+            )
+            return to_signed(E_INVALIDARG)
+        if bin(options & SOURCE_OPTION_MASK).count("1") > 1:
+            return self._log("MpUpdateStart", args, E_INVALIDARG)
+        if failed(self.scenario.start_hresult):
+            return self._log("MpUpdateStart", args, self.scenario.start_hresult)
+        asynchronous = bool(options & UpdateOption.ASYNC)
+        if self.scenario.complete is None and not asynchronous and self.delivery != "thread":
+            self._log("MpUpdateStart", args, None)
+            raise FakeHang(
+                f"scenario {self.scenario.name!r} never completes, so a synchronous MpUpdateStart "
+                "would block forever; start it with ASYNC, or use delivery='thread' and abort it "
+                "from another thread"
+            )
+        update = FakeUpdate(
+            handle=0,
+            manager=manager.value,
+            options=options,
+            context=int(pCallbackInfo.CallbackContext),
+            function=function,
+            plan=self._plan(options),
+            wall_filetime=datetime_to_filetime(self.virtual_clock.now()),
+            start=self.virtual_clock.monotonic(),
+        )
+        update.handle = self._new_handle("update", update)
+        with self._lock:
+            self.updates.append(update)
+        phUpdateHandle[0] = ffi.cast("MPHANDLE", update.handle)
+        self._log("MpUpdateStart", (*args, update.handle), S_OK)
+        if self.delivery == "immediate":
+            self._run(update)
+        elif self.delivery == "thread":
+            update.worker = threading.Thread(
+                target=self._run,
+                args=(update,),
+                name=f"FakeMpClient-update-{update.handle:X}",
+                daemon=True,
+            )
+            update.worker.start()
+            if not asynchronous:
+                update.worker.join()
+        else:
+            self._schedule(update)
+            if not asynchronous:
+                self.virtual_clock.run_until(lambda: update.completed)
+        return S_OK  # also when the update fails: the outcome is in COMPLETE [BIN]
+
+    def MpUpdateControl(self, hMpHandle: Any, control: int) -> int:
+        args = (self._value(hMpHandle), int(control))
+        kinds = ("manager", "update") if self.abort_handle == "either" else (self.abort_handle,)
+        record = self._find("MpUpdateControl", hMpHandle, kinds)
+        if record is None:
+            return self._log("MpUpdateControl", args, E_HANDLE)
+        if control in (Control.PAUSE, Control.RESUME):
+            return self._log("MpUpdateControl", args, ERROR_INVALID_OPERATION)
+        if control != Control.ABORT:
+            return self._log("MpUpdateControl", args, E_INVALIDARG)
+        with self._lock:
+            if record.kind == "update":
+                targets = [record.update] if record.update is not None else []
+            else:
+                targets = [u for u in self.updates if u.manager == record.value]
+            running = [u for u in targets if u is not None and u.running and not u.aborted]
+        for update in running:
+            self._abort(update)
+        return self._log("MpUpdateControl", args, S_OK if running else S_FALSE)
+
+    def MpHandleClose(self, hMpHandle: Any) -> int:
+        value = self._value(hMpHandle)
+        if hMpHandle == ffi.NULL:
+            return self._log("MpHandleClose", (0,), S_FALSE)
+        if self._in_callback():
+            self._log("MpHandleClose", (value,), E_FAIL)
+            self._violation(
+                f"MpHandleClose(0x{value:X}) was called from inside the callback "
+                "(the real DLL hits DebugBreak)"
+            )
+            return to_signed(E_FAIL)
+        with self._lock:
+            record = self._handles.get(value)
+            twice = value in self._closed
+        if record is None:
+            self._log("MpHandleClose", (value,), E_HANDLE)
+            if twice:
+                self._violation(
+                    f"handle 0x{value:X} was closed twice (a use-after-free in the real DLL)"
+                )
+            else:
+                self._violation(f"MpHandleClose was given 0x{value:X}, which it never issued")
+            return to_signed(E_HANDLE)
+        if record.kind == "manager":
+            with self._lock:
+                children = [
+                    u.handle
+                    for u in self.updates
+                    if u.manager == value and u.handle in self._handles
+                ]
+            if children:
+                self._violation(
+                    f"manager handle 0x{value:X} was closed while its update handle(s) "
+                    + ", ".join(f"0x{c:X}" for c in children)
+                    + " were still open"
+                )
+        update = record.update
+        if update is not None:
+            if update.running:
+                self._abort(update, now=True)  # closing cancels the update and waits for it [BIN]
+            if update.worker is not None and update.worker is not threading.current_thread():
+                update.worker.join()
+        with self._lock:
+            self._handles.pop(value, None)
+            self._closed.add(value)
+        return self._log("MpHandleClose", (value,), S_OK)
+
+    def MpErrorMessageFormat(self, hMpHandle: Any, hr: int, ppszText: Any) -> int:
+        code = int(hr) & 0xFFFFFFFF
+        args = (self._value(hMpHandle), code)
+        if self._find("MpErrorMessageFormat", hMpHandle, ("manager",)) is None:
+            return self._log("MpErrorMessageFormat", args, E_HANDLE)
+        if ppszText == ffi.NULL:
+            return self._log("MpErrorMessageFormat", args, E_INVALIDARG)
+        text = self.scenario.message_for(code)
+        if text is None:
+            info = HRESULTS.get(code)
+            if info is None:  # [GUESS] the DLL's answer for a code it cannot describe
+                return self._log("MpErrorMessageFormat", args, E_FAIL)
+            text = info.message
+        encoded = (text + "\r\n").encode("utf-16-le", "surrogatepass")
+        buffer = ffi.new("uint16_t[]", len(encoded) // 2 + 1)
+        ffi.memmove(buffer, encoded, len(encoded))
+        with self._lock:
+            self._allocations[int(ffi.cast("uintptr_t", buffer))] = buffer
+        ppszText[0] = buffer
+        return self._log("MpErrorMessageFormat", args, S_OK)
+
+    def MpFreeMemory(self, pMemory: Any) -> None:
+        address = int(ffi.cast("uintptr_t", pMemory))
+        self._log("MpFreeMemory", (address,), None)
+        if address == 0:
+            return
+        with self._lock:
+            buffer = self._allocations.pop(address, None)
+        if buffer is None:
+            self._violation(
+                f"MpFreeMemory(0x{address:X}): not a buffer this DLL returned, or freed twice"
+            )
+            return
+        ffi.memmove(buffer, bytes([_POISON]) * ffi.sizeof(buffer), ffi.sizeof(buffer))
+
+    def MpManagerVersionQuery(self, hMpHandle: Any, pInfo: Any) -> int:
+        args = (self._value(hMpHandle),)
+        if self._find("MpManagerVersionQuery", hMpHandle, ("manager",)) is None:
+            return self._log("MpManagerVersionQuery", args, E_HANDLE)
+        if pInfo == ffi.NULL:
+            return self._log("MpManagerVersionQuery", args, E_INVALIDARG)
+        with self._lock:
+            versions = self._versions
+        versions.to_struct(pInfo)
+        return self._log("MpManagerVersionQuery", args, S_OK)
+
+    # -- running an update ---------------------------------------------------------------------
+
+    def _plan(self, options: int) -> list[ScenarioNotification]:
+        """What this update will deliver: START, the filtered middle, COMPLETE (if it ends)."""
+        plan = [ScenarioNotification(0.0, int(Notify.SIGUPDATE_START))]
+        for item in self.scenario.notifications:
+            if item.notify in PROGRESS_NOTIFICATIONS and not options & UpdateOption.PROGRESS:
+                continue  # MpClient drops progress without the PROGRESS option [BIN]
+            plan.append(item)
+        complete = self.scenario.complete
+        if complete is not None:
+            plan.append(
+                ScenarioNotification(complete.at, int(Notify.SIGUPDATE_COMPLETE), complete.hresult)
+            )
+        return plan
+
+    def _run(self, update: FakeUpdate) -> None:
+        """Deliver the plan in order on this thread (immediate and thread modes)."""
+        for index, item in enumerate(update.plan):
+            if update.abort_event.is_set():
+                break
+            if self.before_notify is not None:
+                self.before_notify(update, index, item)
+                if update.abort_event.is_set():
+                    break
+            self._emit(update, item)
+        if self.delivery == "thread" and not update.completed:
+            update.abort_event.wait()  # a never-ending update runs until aborted
+        if update.abort_event.is_set():
+            self._emit_abort_complete(update, update.last_at + self.scenario.abort_latency)
+        if self.delivery != "timed":  # keep virtual time (and the next update's stamps) moving
+            self.virtual_clock.advance_to(update.start + update.last_at)
+
+    def _schedule(self, update: FakeUpdate) -> None:
+        """Put each notification on the virtual clock at its time (timed mode)."""
+        for index, item in enumerate(update.plan):
+            timer = self.virtual_clock.call_at(
+                update.start + item.at, functools.partial(self._timed, update, index, item)
+            )
+            update.timers.append(timer)
+
+    def _timed(self, update: FakeUpdate, index: int, item: ScenarioNotification) -> None:
+        if self.before_notify is not None:
+            self.before_notify(update, index, item)
+        self._emit(update, item)
+
+    def _abort(self, update: FakeUpdate, now: bool = False) -> None:
+        """End a running update with COMPLETE(E_ABORT): soon (ABORT) or before returning (close)."""
+        with self._lock:
+            if update.completed:
+                return
+            first = not update.aborted
+            update.aborted = True
+        update.abort_event.set()
+        if self.delivery == "timed":
+            for timer in update.timers:
+                timer.cancel()
+            if now:
+                self._emit_abort_complete(update, self._elapsed(update))
+            elif first:
+                update.timers.append(
+                    self.virtual_clock.call_later(
+                        self.scenario.abort_latency,
+                        lambda: self._emit_abort_complete(update, self._elapsed(update)),
+                    )
+                )
+        elif self.delivery == "immediate" and not self._in_callback():
+            # Nothing is delivering it (a never-ending update): end it here.
+            self._emit_abort_complete(update, update.last_at + self.scenario.abort_latency)
+
+    def _elapsed(self, update: FakeUpdate) -> float:
+        return self.virtual_clock.monotonic() - update.start
+
+    def _emit_abort_complete(self, update: FakeUpdate, at: float) -> None:
+        self._emit(update, ScenarioNotification(at, int(Notify.SIGUPDATE_COMPLETE), E_ABORT))
+
+    def _emit(self, update: FakeUpdate, item: ScenarioNotification) -> None:
+        """Call the callback once, then free (poison) what it was given."""
+        with self._lock:
+            if update.completed:
+                return
+            if item.notify == Notify.SIGUPDATE_COMPLETE:
+                update.completed = True
+                update.complete_hresult = item.hresult
+                if item.hresult == S_OK:
+                    self._versions = self.scenario.versions_after
+            update.delivered.append(item.notify)
+            update.last_at = max(update.last_at, item.at)
+        data = ffi.new("MPCALLBACK_DATA *")
+        data.Notify = item.notify
+        data.hResult = to_signed(item.hresult)
+        data.TimeStamp = update.wall_filetime + round(item.at * 10_000_000)
+        data.Type = item.callback_type
+        owned = [(data, ffi.sizeof("MPCALLBACK_DATA"))]
+        if item.data is not None:
+            sig = ffi.new("MPSIGUPDATE_DATA *")
+            sig.dwPercentComplete = item.data.percent
+            sig.dwTotalUpdates = item.data.total_updates
+            sig.dwCurrentUpdateIndex = item.data.current_index
+            sig.eType = item.data.update_type
+            sig.Stage = item.data.stage
+            owned.append((sig, ffi.sizeof("MPSIGUPDATE_DATA")))
+            if item.data.path is not None:
+                encoded = item.data.path.encode("utf-16-le", "surrogatepass")
+                path = ffi.new("uint16_t[]", len(encoded) // 2 + 1)
+                ffi.memmove(path, encoded, len(encoded))
+                sig.Path = path
+                owned.append((path, ffi.sizeof(path)))
+            data.Data.pSigUpdateData = sig
+        self._local.depth = getattr(self._local, "depth", 0) + 1
+        try:
+            update.function(update.context, data)
+        finally:
+            self._local.depth -= 1
+            for block, size in owned:  # MpClient frees the data as soon as the callback returns
+                ffi.memmove(block, bytes([_POISON]) * size, size)

@@ -1,0 +1,56 @@
+"""The built-in scenario library: realistic updates, by name.
+
+>>> from mpupdate.fakes import scenarios
+>>> scenarios.names()[:3]
+['access-denied', 'already-current', 'cancelled']
+>>> scenarios.get("updated").complete.hresult
+0
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Union
+
+from ..scenario import Scenario, ScenarioError
+
+__all__ = ["get", "load_any", "names"]
+
+
+def _files() -> dict[str, Any]:
+    folder = resources.files(__name__)
+    return {
+        entry.name[: -len(".json")]: entry
+        for entry in folder.iterdir()
+        if entry.name.endswith(".json")
+    }
+
+
+def names() -> list[str]:
+    """The names of the built-in scenarios, sorted."""
+    return sorted(_files())
+
+
+@cache
+def get(name: str) -> Scenario:
+    """A built-in scenario by name, or a scenario file by path (anything ending in ``.json``)."""
+    if name.endswith(".json") or "/" in name or "\\" in name:
+        return Scenario.load(name)
+    files = _files()
+    if name not in files:
+        raise ScenarioError(
+            name, "name", f"no built-in scenario by that name; known: {', '.join(sorted(files))}"
+        )
+    entry = files[name]
+    return Scenario.loads(entry.read_text(encoding="utf-8"), source=f"built-in scenario {name}")
+
+
+def load_any(scenario: Union[Scenario, str, Path]) -> Scenario:
+    """A Scenario as it is, a built-in name, or a path."""
+    if isinstance(scenario, Scenario):
+        return scenario
+    if isinstance(scenario, Path):
+        return Scenario.load(scenario)
+    return get(scenario)
