@@ -77,6 +77,15 @@ _FIRST_HANDLE = 0x1000_0000
 _HANDLE_STEP = 0x10
 
 
+#: While a test runs under mpupdate.fakes.pytest_plugin, every FakeMpClient made is listed here.
+_tracker: Optional[list[FakeMpClient]] = None
+
+
+def _ticks(seconds: float) -> int:
+    """Seconds as 100 ns FILETIME ticks, rounded half up (as C's llround for these values)."""
+    return int(seconds * 10_000_000 + 0.5)
+
+
 class FakeViolation(AssertionError):
     """The code under test did what the real DLL punishes (crash, use-after-free, DebugBreak)."""
 
@@ -183,6 +192,11 @@ class FakeMpClient:
         self._allocations: dict[int, Any] = {}
         self._versions = scenario.versions_before
         self._local = threading.local()
+        self._base_filetime = datetime_to_filetime(self.virtual_clock.now()) - _ticks(
+            self.virtual_clock.monotonic()
+        )
+        if _tracker is not None:
+            _tracker.append(self)
 
     def __repr__(self) -> str:
         return f"FakeMpClient({self.scenario.name!r}, delivery={self.delivery!r})"
@@ -311,7 +325,7 @@ class FakeMpClient:
             context=int(pCallbackInfo.CallbackContext),
             function=function,
             plan=self._plan(options),
-            wall_filetime=datetime_to_filetime(self.virtual_clock.now()),
+            wall_filetime=self._base_filetime + _ticks(self.virtual_clock.monotonic()),
             start=self.virtual_clock.monotonic(),
         )
         update.handle = self._new_handle("update", update)
@@ -517,13 +531,17 @@ class FakeMpClient:
                     )
                 )
         elif self.delivery == "immediate" and not self._in_callback():
-            # Nothing is delivering it (a never-ending update): end it here.
-            self._emit_abort_complete(update, update.last_at + self.scenario.abort_latency)
+            # Nothing is delivering it (a never-ending update): end it here, on the virtual
+            # clock the client waits on in this mode.
+            latency = 0.0 if now else self.scenario.abort_latency
+            self._emit_abort_complete(update, self._elapsed(update) + latency)
 
     def _elapsed(self, update: FakeUpdate) -> float:
         return self.virtual_clock.monotonic() - update.start
 
     def _emit_abort_complete(self, update: FakeUpdate, at: float) -> None:
+        if not update.delivered:  # aborted before it began: MpClient still sends START first
+            self._emit(update, update.plan[0])
         self._emit(update, ScenarioNotification(at, int(Notify.SIGUPDATE_COMPLETE), E_ABORT))
 
     def _emit(self, update: FakeUpdate, item: ScenarioNotification) -> None:
@@ -541,7 +559,7 @@ class FakeMpClient:
         data = ffi.new("MPCALLBACK_DATA *")
         data.Notify = item.notify
         data.hResult = to_signed(item.hresult)
-        data.TimeStamp = update.wall_filetime + round(item.at * 10_000_000)
+        data.TimeStamp = update.wall_filetime + _ticks(item.at)
         data.Type = item.callback_type
         owned = [(data, ffi.sizeof("MPCALLBACK_DATA"))]
         if item.data is not None:
