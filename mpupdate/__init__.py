@@ -13,6 +13,7 @@ Importing this package loads no DLL.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING, Any
 
 from .backends import Backend, DllBackend, MpClientOverrideWarning
 from .client import Client, ProgressFunction, UpdateOperation, update
@@ -43,6 +44,9 @@ from .errors import (
 from .events import Event
 from .machine import Anomaly, Outcome, Phase, Progress, UpdateMachine, UpdateResult
 from .versions import ComponentVersion, VersionInfo
+
+if TYPE_CHECKING:
+    from .aio import update_async
 
 __version__ = "0.1.0"
 
@@ -86,4 +90,14 @@ __all__ = [
     "VersionInfo",
     "__version__",
     "update",
+    "update_async",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # asyncio is imported only by those who use it.
+    if name == "update_async":
+        from .aio import update_async
+
+        return update_async
+    raise AttributeError(f"module 'mpupdate' has no attribute {name!r}")

@@ -606,6 +606,21 @@ def update(
     ``MpManagerOpen`` or ``MpUpdateStart`` is a FAILED result like any other. Only
     :class:`~mpupdate.BackendUnavailableError` (no DLL here) is raised whatever ``check`` says.
     """
+    return run_update(source, progress, timeout, backend, options, check, strict)
+
+
+def run_update(
+    source: Source,
+    progress: Optional[ProgressFunction],
+    timeout: Optional[float],
+    backend: Union[Backend, str, None],
+    options: Union[UpdateOption, int, None],
+    check: bool,
+    strict: bool,
+    started: Optional[Callable[[UpdateOperation], None]] = None,
+) -> UpdateResult:
+    """:func:`update`, plus ``started(operation)`` called once the update runs (for the asyncio
+    façade, which must be able to cancel it from another thread)."""
     if not isinstance(source, Source):
         raise TypeError(f"source must be a mpupdate.Source, not {type(source).__name__}")
     requested = int(UpdateOption.PROGRESS if options is None else options)
@@ -620,6 +635,8 @@ def update(
                 result = _failed_to_start(exc, source, requested, client.clock)
             else:
                 with operation:
+                    if started is not None:
+                        started(operation)
                     result = operation.wait(timeout)
                 if result.outcome == Outcome.TIMED_OUT or not result.events:
                     function = "UpdateOperation.wait"

@@ -1,0 +1,116 @@
+"""asyncio façade: ``await mpupdate.update_async(...)``.
+
+The update runs on a worker thread (the default executor), exactly as :func:`mpupdate.update`
+runs it; the event loop stays free. The ``progress`` function is called on the event loop's
+thread. Cancelling the awaiting task aborts the update, waits for the clean-up (handles closed)
+and then raises CancelledError; a raising ``progress`` function cancels the update and its
+exception comes out of the ``await``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from typing import Optional, Union
+
+from .backends import Backend
+from .client import ProgressFunction, UpdateOperation, run_update
+from .constants import Source, UpdateOption
+from .errors import MpError
+from .machine import Progress, UpdateResult
+
+__all__ = ["update_async"]
+
+log = logging.getLogger("mpupdate")
+
+
+class _Bridge:
+    """Shares one update between the worker thread and the event loop."""
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, progress: Optional[ProgressFunction]
+    ) -> None:
+        self.loop = loop
+        self.progress = progress
+        self.operation: Optional[UpdateOperation] = None
+        self.cancelled = False
+        self.error: Optional[BaseException] = None
+        self.lock = threading.Lock()
+
+    def started(self, operation: UpdateOperation) -> None:  # worker thread
+        with self.lock:
+            self.operation = operation
+            cancel = self.cancelled
+        if cancel:
+            self.abort()
+
+    def on_progress(self, progress: Progress) -> None:  # worker thread
+        if self.error is not None:
+            raise self.error  # cancels the update through the usual path
+        if self.progress is not None:
+            self.loop.call_soon_threadsafe(self._call_progress, progress)
+
+    def _call_progress(self, progress: Progress) -> None:  # event loop thread
+        if self.error is not None or self.progress is None:
+            return
+        try:
+            self.progress(progress)
+        except BaseException as exc:  # re-raised from the await
+            self.error = exc
+            self.loop.run_in_executor(None, self.abort)
+
+    def request_cancel(self) -> None:
+        with self.lock:
+            self.cancelled = True
+            started = self.operation is not None
+        if started:
+            self.abort()
+
+    def abort(self) -> None:
+        operation = self.operation
+        if operation is None:
+            return
+        try:
+            operation.cancel()
+        except MpError as exc:  # closing the handle still stops it
+            log.warning(
+                "mpupdate: abort refused (%s); the update stops when its handle closes", exc
+            )
+
+
+async def update_async(
+    source: Source = Source.DEFAULT,
+    progress: Optional[ProgressFunction] = None,
+    timeout: Optional[float] = None,
+    backend: Union[Backend, str, None] = None,
+    options: Union[UpdateOption, int, None] = None,
+    check: bool = True,
+    strict: bool = False,
+) -> UpdateResult:
+    """:func:`mpupdate.update` for asyncio; same arguments, same result and errors."""
+    loop = asyncio.get_running_loop()
+    bridge = _Bridge(loop, progress)
+    work = loop.run_in_executor(
+        None,
+        lambda: run_update(
+            source, bridge.on_progress, timeout, backend, options, check, strict, bridge.started
+        ),
+    )
+    try:
+        result = await asyncio.shield(work)
+    except asyncio.CancelledError:
+        bridge.request_cancel()
+        # Let the worker abort and close before reporting the cancellation; its own outcome
+        # (UpdateError: CANCELLED) is not what the caller asked about.
+        with contextlib.suppress(Exception):
+            await work
+        raise
+    except BaseException:
+        if bridge.error is not None:
+            raise bridge.error from None
+        raise
+    if bridge.error is not None:
+        raise bridge.error
+    return result
