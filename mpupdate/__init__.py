@@ -13,7 +13,19 @@ Importing this package loads no DLL.
 from __future__ import annotations
 
 import logging
+import os
 from typing import TYPE_CHECKING, Any
+
+try:
+    from . import _mpclient  # noqa: F401  (the compiled module; a clear error if it is missing)
+except ImportError as _error:
+    raise ImportError(
+        f"mpupdate's compiled module (mpupdate._mpclient) is missing from "
+        f"{os.path.dirname(os.path.abspath(__file__))}. If that is a source checkout, Python was "
+        "started in the checkout's root, whose mpupdate/ folder hides the installed package: "
+        "run from another directory, or install with 'pip install -e .', which builds the "
+        f"module in place. ({_error})"
+    ) from _error
 
 from .backends import Backend, DllBackend, MpClientOverrideWarning
 from .client import Client, ProgressFunction, UpdateOperation, update

@@ -1,2 +1,12 @@
 """Shared test set-up. The mpupdate.fakes pytest plugin (loaded from pyproject's addopts) checks
 after every test that each FakeMpClient is clean and that no update is left registered."""
+
+from __future__ import annotations
+
+import os
+
+import mpupdate
+
+if os.environ.get("MPUPDATE_EXPECT_INSTALLED") == "1":
+    # CI's wheel lane: make sure the suite runs against the installed wheel, not the checkout.
+    assert "site-packages" in mpupdate.__file__, f"testing {mpupdate.__file__}, not the wheel"
