@@ -37,6 +37,7 @@ from typing import Any, Optional, Union
 
 from mpupdate.constants import HRESULTS, Notify, SigUpdateType, Stage
 from mpupdate.errors import hresult_name
+from mpupdate.events import notify_name
 from mpupdate.versions import COMPONENTS, ComponentVersion, VersionInfo, version_from_string
 
 from .clock import DEFAULT_START
@@ -55,7 +56,7 @@ FORMAT = "mpupdate-scenario"
 VERSION = 1
 
 _HRESULT_BY_NAME = {info.name: code for code, info in HRESULTS.items()}
-_HEX = re.compile(r"^0[xX][0-9a-fA-F]{1,8}$")
+_HEX = re.compile(r"0[xX][0-9a-fA-F]{1,8}")
 _SYNTHESIZED = (Notify.SIGUPDATE_START, Notify.SIGUPDATE_COMPLETE)
 _MAX_DWORD = 0xFFFFFFFF
 
@@ -175,7 +176,7 @@ class Scenario:
         out["versions_before"] = _versions_dict(self.versions_before)
         out["versions_after"] = _versions_dict(self.versions_after)
         if self.messages:
-            out["messages"] = {f"0x{code:08X}": text for code, text in self.messages}
+            out["messages"] = {f"0x{code & _MAX_DWORD:08X}": text for code, text in self.messages}
         return out
 
     def dumps(self) -> str:
@@ -202,7 +203,7 @@ class Scenario:
 
 def _hresult_text(code: int) -> str:
     name = hresult_name(code)
-    return name if name in _HRESULT_BY_NAME else f"0x{code:08X}"
+    return name if name in _HRESULT_BY_NAME else f"0x{code & _MAX_DWORD:08X}"
 
 
 def _notification_dict(n: ScenarioNotification) -> dict[str, Any]:
@@ -283,7 +284,7 @@ class _Reader:
         )
         if doc["format"] != FORMAT:
             raise self.fail("$.format", f"expected {FORMAT!r}, got {doc['format']!r}")
-        if doc["version"] != VERSION or isinstance(doc["version"], bool):
+        if type(doc["version"]) is not int or doc["version"] != VERSION:
             raise self.fail(
                 "$.version",
                 f"this mpupdate reads scenario format version {VERSION}, the file has "
@@ -350,7 +351,7 @@ class _Reader:
         if notify in _SYNTHESIZED:
             raise self.fail(
                 f"{position}.notify",
-                f"{Notify.coerce(notify)!s} is synthesized by MpClient (and the fake); "
+                f"{notify_name(Notify.coerce(notify))} is synthesized by MpClient (and the fake); "
                 "leave it out and set the top-level 'complete' instead",
             )
         data = None
@@ -443,7 +444,7 @@ class _Reader:
                 raise self.fail(position, f"{value} does not fit in 32 bits")
             return value & _MAX_DWORD
         if isinstance(value, str):
-            if _HEX.match(value):
+            if _HEX.fullmatch(value):
                 return int(value, 16)
             if value.upper() in _HRESULT_BY_NAME:
                 return _HRESULT_BY_NAME[value.upper()]
@@ -459,7 +460,7 @@ class _Reader:
     def number_or_name(self, value: Any, position: str, kind: type[IntEnum]) -> int:
         if isinstance(value, bool):
             raise self.fail(position, f"expected a {kind.__name__} name or number, got a boolean")
-        if isinstance(value, str) and _HEX.match(value):
+        if isinstance(value, str) and _HEX.fullmatch(value):
             return int(value, 16)
         if isinstance(value, int):
             if not 0 <= value <= _MAX_DWORD:

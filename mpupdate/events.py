@@ -54,6 +54,12 @@ class Event:
     name: str = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
+        # A plain int of a known number becomes its member, so equal events look equal.
+        object.__setattr__(self, "notify", Notify.coerce(self.notify))
+        if self.update_type is not None:
+            object.__setattr__(self, "update_type", SigUpdateType.coerce(self.update_type))
+        if self.stage is not None:
+            object.__setattr__(self, "stage", Stage.coerce(self.stage))
         object.__setattr__(self, "name", notify_name(self.notify))
 
     @property
@@ -69,12 +75,13 @@ class Event:
     def __str__(self) -> str:
         text = f"{self.name} hr=0x{self.hresult:08X}"
         if self.has_data:
+            assert self.current_index is not None
             text += (
-                f" {self.percent}% package {self.current_index}/{self.total_updates}"
+                f" {self.percent}% package {self.current_index + 1}/{self.total_updates}"
                 f" type={_name(self.update_type)} stage={_name(self.stage)}"
             )
             if self.path is not None:
-                text += f" path={self.path!r}"
+                text += f' path="{self.path}"'
         return text
 
 

@@ -142,7 +142,8 @@ class UpdateResult:
 
 
 def outcome_of(hresult: int) -> Outcome:
-    """The outcome a SIGUPDATE_COMPLETE with this hResult means."""
+    """The outcome a SIGUPDATE_COMPLETE with this hResult (signed or unsigned) means."""
+    hresult &= 0xFFFFFFFF
     if hresult == S_FALSE:
         return Outcome.ALREADY_CURRENT
     if hresult == E_ABORT:
@@ -153,6 +154,11 @@ def outcome_of(hresult: int) -> Outcome:
 
 
 N = Notify
+_STATE_NAMES: dict[Union[Notify, str], str] = {
+    "begin": "the start of the update",
+    "failure": "INTERNAL_FAILURE",
+    **{n: n.name for n in Notify},
+}
 # Grammar states are the last grammatical notification; "begin" before START, "failure" after
 # INTERNAL_FAILURE. Each maps to the notifications that may follow it.
 _FOLLOWS: dict[Union[Notify, str], frozenset[Notify]] = {
@@ -364,7 +370,7 @@ class UpdateMachine:
         )
         if notify not in allowed and not early_end:
             expected = " or ".join(sorted(n.name for n in allowed)) or "nothing"
-            previous = self._grammar if isinstance(self._grammar, str) else self._grammar.name
+            previous = _STATE_NAMES.get(self._grammar, str(self._grammar))
             self._violation(position, event, expected, f"{event.name} after {previous}")
         if (
             notify == N.SIGUPDATE_COMPLETE

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, Optional
 
 from .filetime import datetime_to_filetime, filetime_to_datetime
+
+_DIGITS = re.compile(r"[0-9]+")
 
 #: MPVERSION_INFO's fields in declaration order, with our attribute names.
 COMPONENTS: tuple[tuple[str, str], ...] = (
@@ -30,7 +33,7 @@ def version_to_string(raw: int) -> str:
 def version_from_string(text: str) -> int:
     """``"1.403.100.0"`` -> the packed 64-bit value. Raises ValueError naming the problem."""
     parts = text.strip().split(".")
-    if len(parts) != 4 or not all(p.isdigit() for p in parts):
+    if len(parts) != 4 or not all(_DIGITS.fullmatch(p) for p in parts):
         raise ValueError(f"version {text!r} must be four dot-separated numbers, like 1.403.100.0")
     numbers = [int(p) for p in parts]
     if any(n > 0xFFFF for n in numbers):

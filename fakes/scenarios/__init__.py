@@ -33,11 +33,18 @@ def names() -> list[str]:
     return sorted(_files())
 
 
-@cache
 def get(name: str) -> Scenario:
-    """A built-in scenario by name, or a scenario file by path (anything ending in ``.json``)."""
+    """A built-in scenario by name, or a scenario file by path (anything ending in ``.json``).
+
+    Files are read anew on every call; built-in scenarios are parsed once.
+    """
     if name.endswith(".json") or "/" in name or "\\" in name:
         return Scenario.load(name)
+    return _built_in(name)
+
+
+@cache
+def _built_in(name: str) -> Scenario:
     files = _files()
     if name not in files:
         raise ScenarioError(
