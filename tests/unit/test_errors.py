@@ -1,0 +1,455 @@
+"""mpupdate.errors: HRESULT helpers, messages and the exception hierarchy."""
+
+from __future__ import annotations
+
+import pickle
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from mpupdate.constants import Evidence, HResultCategory, Source
+from mpupdate.errors import (
+    AccessDeniedError,
+    BackendUnavailableError,
+    InvalidArgumentError,
+    InvalidHandleError,
+    MpError,
+    NetworkError,
+    ProtocolError,
+    ServiceUnavailableError,
+    UpdateAccessDeniedError,
+    UpdateError,
+    UpdateNetworkError,
+    UpdateServiceUnavailableError,
+    describe,
+    error_for,
+    failed,
+    format_hresult,
+    hresult_name,
+    to_signed,
+    to_unsigned,
+    update_error_for,
+)
+from mpupdate.machine import Outcome, UpdateResult
+
+ACCESS_HINT = "run from an elevated (administrator) prompt; tamper protection can also refuse"
+START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def _result(outcome: Outcome, hresult: int) -> UpdateResult:
+    return UpdateResult(
+        outcome=outcome,
+        hresult=hresult,
+        message="m",
+        reboot_required=False,
+        events=(),
+        anomalies=(),
+        source=Source.DEFAULT,
+        options=3,
+        started_at=START,
+        finished_at=START + timedelta(seconds=2),
+    )
+
+
+# -- signed / unsigned / failed ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("unsigned", "signed"),
+    [
+        (0x00000000, 0),
+        (0x00000001, 1),
+        (0x7FFFFFFF, 2147483647),
+        (0x80000000, -2147483648),
+        (0x80070005, -2147024891),
+        (0x80004004, -2147467260),
+        (0xFFFFFFFF, -1),
+    ],
+)
+def test_signed_and_unsigned_forms_round_trip(unsigned, signed):
+    assert to_signed(unsigned) == signed
+    assert to_unsigned(signed) == unsigned
+    assert to_unsigned(unsigned) == unsigned
+    assert to_signed(signed) == signed
+    assert to_unsigned(to_signed(unsigned)) == unsigned
+    assert to_signed(to_unsigned(signed)) == signed
+
+
+def test_to_unsigned_and_to_signed_keep_only_32_bits():
+    assert to_unsigned(0x1_8007_0005) == 0x80070005
+    assert to_signed(0x1_0000_0001) == 1
+    assert to_signed(0x1_FFFF_FFFF) == -1
+
+
+@pytest.mark.parametrize(
+    ("hresult", "expected"),
+    [
+        (0, False),
+        (1, False),
+        (0x7FFFFFFF, False),
+        (0x80000000, True),
+        (0x80070005, True),
+        (0xFFFFFFFF, True),
+        (-1, True),
+        (-2147483648, True),
+        (2147483647, False),
+    ],
+)
+def test_failed_is_the_severity_bit(hresult, expected):
+    assert failed(hresult) is expected
+
+
+# -- names and formatting ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("hresult", "name"),
+    [
+        (0x00000000, "S_OK"),
+        (0x00000001, "S_FALSE"),
+        (0x80070005, "E_ACCESSDENIED"),
+        (-2147024891, "E_ACCESSDENIED"),
+        (0x80070057, "E_INVALIDARG"),
+        (0x80070006, "E_HANDLE"),
+        (0x800710DD, "ERROR_INVALID_OPERATION"),
+        (0x80004004, "E_ABORT"),
+        (0x800106BA, "RPC_S_SERVER_UNAVAILABLE"),
+        (0x8024402C, "WU_E_PT_WINHTTP_NAME_NOT_RESOLVED"),
+        (0x8050A005, "MP_E_BAD_DATABASE_NOT_SIGNED"),
+    ],
+)
+def test_hresult_name_of_known_codes(hresult, name):
+    assert hresult_name(hresult) == name
+
+
+@pytest.mark.parametrize(
+    ("hresult", "name"),
+    [
+        (0x80070002, "HRESULT_FROM_WIN32(2)"),
+        (0x80070490, "HRESULT_FROM_WIN32(1168)"),
+        (0x8007FFFF, "HRESULT_FROM_WIN32(65535)"),
+        (0x80070000, "HRESULT_FROM_WIN32(0)"),
+    ],
+)
+def test_hresult_name_of_other_win32_codes_names_the_win32_error(hresult, name):
+    assert hresult_name(hresult) == name
+
+
+@pytest.mark.parametrize(
+    ("hresult", "name"),
+    [(0x80501234, "0x80501234"), (0x00000002, "0x00000002"), (-1, "0xFFFFFFFF")],
+)
+def test_hresult_name_of_unknown_codes_is_the_hex_value(hresult, name):
+    assert hresult_name(hresult) == name
+
+
+@pytest.mark.parametrize(
+    ("hresult", "text"),
+    [
+        (0x80070005, "0x80070005 E_ACCESSDENIED"),
+        (-2147024891, "0x80070005 E_ACCESSDENIED"),
+        (0, "0x00000000 S_OK"),
+        (0x80070002, "0x80070002 HRESULT_FROM_WIN32(2)"),
+        (0x80501234, "0x80501234"),
+        (0x12345, "0x00012345"),
+    ],
+)
+def test_format_hresult_gives_hex_and_name_without_repeating_the_hex(hresult, text):
+    assert format_hresult(hresult) == text
+
+
+def test_describe_known_code_is_the_table_entry():
+    info = describe(-2147024891)
+    assert info.code == 0x80070005
+    assert info.name == "E_ACCESSDENIED"
+    assert info.message == "Access is denied."
+    assert info.hint == ACCESS_HINT
+    assert info.category is HResultCategory.ACCESS_DENIED
+    assert info.evidence is Evidence.DOC
+
+
+def test_describe_antimalware_names_are_marked_as_ours():
+    info = describe(0x8050800C)
+    assert info.name == "MP_E_BAD_INPUT_DATA"
+    assert info.evidence is Evidence.GUESS
+
+
+@pytest.mark.parametrize(
+    ("hresult", "message", "category"),
+    [
+        (0x00000002, "Success.", HResultCategory.SUCCESS),
+        (0x7FFFFFFF, "Success.", HResultCategory.SUCCESS),
+        (0x80501234, "An antimalware (facility 0x50) error.", HResultCategory.OTHER),
+        (0xC050FFFF, "An antimalware (facility 0x50) error.", HResultCategory.OTHER),
+        (0x80040001, "An error this package has no description for.", HResultCategory.OTHER),
+        (0x80070002, "An error this package has no description for.", HResultCategory.OTHER),
+    ],
+)
+def test_describe_unknown_codes_falls_back_to_a_generic_guess(hresult, message, category):
+    info = describe(hresult)
+    assert info.code == to_unsigned(hresult)
+    assert info.name == hresult_name(hresult)
+    assert info.message == message
+    assert info.hint is None
+    assert info.category is category
+    assert info.evidence is Evidence.GUESS
+
+
+# -- MpError and friends -----------------------------------------------------------------------
+
+
+def test_mperror_str_names_call_hex_name_message_and_hint():
+    error = MpError("MpUpdateStart", -2147024891)
+    assert str(error) == (
+        f"MpUpdateStart failed: 0x80070005 E_ACCESSDENIED: Access is denied.\nHint: {ACCESS_HINT}"
+    )
+    assert error.function == "MpUpdateStart"
+    assert error.hresult == 0x80070005
+    assert error.name == "E_ACCESSDENIED"
+    assert error.message == "Access is denied."
+    assert error.hint == ACCESS_HINT
+
+
+def test_mperror_without_a_hint_has_no_hint_line():
+    error = MpError("MpUpdateControl", 0x80004004)
+    assert str(error) == "MpUpdateControl failed: 0x80004004 E_ABORT: Operation aborted."
+    assert error.hint is None
+
+
+def test_mperror_message_from_the_dll_wins_over_the_table():
+    error = MpError("MpManagerOpen", 0x80070005, "Zugriff verweigert.")
+    assert str(error) == (
+        f"MpManagerOpen failed: 0x80070005 E_ACCESSDENIED: Zugriff verweigert.\nHint: {ACCESS_HINT}"
+    )
+
+
+def test_mperror_empty_message_falls_back_to_the_table():
+    assert MpError("f", 0x80070005, "").message == "Access is denied."
+
+
+def test_mperror_explicit_empty_hint_suppresses_the_table_hint():
+    error = MpError("f", 0x80070005, None, "")
+    assert error.hint == ""
+    assert str(error) == "f failed: 0x80070005 E_ACCESSDENIED: Access is denied."
+
+
+def test_mperror_explicit_hint_replaces_the_table_hint():
+    error = MpError("f", 0x80070005, hint="ask your admin")
+    assert (
+        str(error) == "f failed: 0x80070005 E_ACCESSDENIED: Access is denied.\nHint: ask your admin"
+    )
+
+
+def test_mperror_unknown_code_has_generic_message_and_bare_hex():
+    error = MpError("MpUpdateStart", 0x80501234)
+    assert str(error) == "MpUpdateStart failed: 0x80501234: An antimalware (facility 0x50) error."
+    assert error.name == "0x80501234"
+
+
+def test_mperror_args_are_the_constructor_arguments():
+    assert MpError("f", -1).args == (
+        "f",
+        0xFFFFFFFF,
+        "An error this package has no description for.",
+        None,
+    )
+
+
+def test_backend_unavailable_str_lists_tried_paths_then_hint():
+    error = BackendUnavailableError(
+        "load MpClient.dll",
+        0x8007007E,
+        "no MpClient.dll found",
+        "install Defender or use backend='fake'",
+        tried=(
+            (r"C:\Program Files\Windows Defender\MpClient.dll", "not found"),
+            (r"C:\ProgramData\Microsoft\Windows Defender\Platform\4.18\MpClient.dll", "x86"),
+        ),
+    )
+    assert str(error) == (
+        "load MpClient.dll: no MpClient.dll found\n"
+        r"  tried C:\Program Files\Windows Defender\MpClient.dll: not found"
+        "\n"
+        r"  tried C:\ProgramData\Microsoft\Windows Defender\Platform\4.18\MpClient.dll: x86"
+        "\nHint: install Defender or use backend='fake'"
+    )
+    assert error.tried == (
+        (r"C:\Program Files\Windows Defender\MpClient.dll", "not found"),
+        (r"C:\ProgramData\Microsoft\Windows Defender\Platform\4.18\MpClient.dll", "x86"),
+    )
+
+
+def test_backend_unavailable_without_tried_paths_uses_table_message_and_hint():
+    error = BackendUnavailableError("MpManagerOpen", 0x8007007E)
+    assert str(error) == (
+        "MpManagerOpen: The specified module could not be found.\n"
+        "Hint: no MpClient library is loaded (see mpupdate.backends)"
+    )
+    assert error.tried == ()
+    assert isinstance(error, MpError)
+
+
+def test_backend_unavailable_tried_list_is_stored_as_a_tuple():
+    error = BackendUnavailableError("f", 0x8007007E, tried=[("a", "b")])  # type: ignore[arg-type]
+    assert error.tried == (("a", "b"),)
+
+
+def test_update_error_str_names_the_outcome_of_its_result():
+    result = _result(Outcome.CANCELLED, 0x80004004)
+    error = UpdateError("MpUpdateStart", 0x80004004, result=result)
+    assert str(error) == (
+        "signature update CANCELLED (MpUpdateStart): 0x80004004 E_ABORT: Operation aborted."
+    )
+    assert error.result is result
+
+
+def test_update_error_without_result_says_failed_and_gives_hint():
+    error = UpdateError("SIGUPDATE_COMPLETE", 0x80072EFD)
+    assert str(error) == (
+        "signature update FAILED (SIGUPDATE_COMPLETE): 0x80072EFD WININET_E_CANNOT_CONNECT: "
+        "A connection with the server could not be established.\n"
+        "Hint: check the firewall and the WinHTTP proxy (netsh winhttp show proxy)"
+    )
+    assert error.result is None
+
+
+def test_update_error_timed_out_outcome_in_str():
+    error = UpdateError("wait", 0x800705B4, "gave up", None, _result(Outcome.TIMED_OUT, 0x800705B4))
+    assert str(error) == (
+        "signature update TIMED_OUT (wait): 0x800705B4 ERROR_TIMEOUT: gave up\n"
+        "Hint: raise the timeout, or check the network if updates are usually faster"
+    )
+
+
+def test_protocol_error_keeps_event_position_and_expected():
+    error = ProtocolError("event 3: bad", event="ev", position=3, expected="SIGUPDATE_START")
+    assert str(error) == "event 3: bad"
+    assert (error.event, error.position, error.expected) == ("ev", 3, "SIGUPDATE_START")
+    assert not isinstance(error, MpError)
+
+
+def test_protocol_error_defaults():
+    error = ProtocolError("x")
+    assert (error.event, error.position, error.expected) == (None, -1, "")
+
+
+# -- choosing the class ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("hresult", "cls"),
+    [
+        (0x80070005, AccessDeniedError),
+        (-2147024891, AccessDeniedError),
+        (0x800106BA, ServiceUnavailableError),
+        (0x8024402C, NetworkError),
+        (0x80072EFD, NetworkError),
+        (0x80072EE2, NetworkError),
+        (0x80501004, NetworkError),
+        (0x80070057, InvalidArgumentError),
+        (0x800710DD, InvalidArgumentError),
+        (0x80070006, InvalidHandleError),
+        (0x8007007E, BackendUnavailableError),
+        (0x8007007F, BackendUnavailableError),
+        (0x80004004, MpError),
+        (0x80004005, MpError),
+        (0x80070643, MpError),
+        (0x8050A001, MpError),
+        (0x80501234, MpError),
+        (0x80070002, MpError),
+    ],
+)
+def test_error_for_picks_the_class_of_the_cause(hresult, cls):
+    error = error_for("MpUpdateStart", hresult)
+    assert type(error) is cls
+    assert error.function == "MpUpdateStart"
+    assert error.hresult == to_unsigned(hresult)
+
+
+def test_error_for_passes_the_message_through():
+    error = error_for("MpUpdateControl", 0x800710DD, "nope")
+    assert str(error) == (
+        "MpUpdateControl failed: 0x800710DD ERROR_INVALID_OPERATION: nope\n"
+        "Hint: only ABORT is supported for updates; PAUSE and RESUME are refused"
+    )
+
+
+@pytest.mark.parametrize(
+    ("hresult", "cls", "cause"),
+    [
+        (0x80070005, UpdateAccessDeniedError, AccessDeniedError),
+        (0x800106BA, UpdateServiceUnavailableError, ServiceUnavailableError),
+        (0x80072EFD, UpdateNetworkError, NetworkError),
+        (0x8024402C, UpdateNetworkError, NetworkError),
+        (0x80501004, UpdateNetworkError, NetworkError),
+    ],
+)
+def test_update_error_for_is_both_update_error_and_the_cause(hresult, cls, cause):
+    result = _result(Outcome.FAILED, hresult)
+    error = update_error_for("SIGUPDATE_COMPLETE", hresult, None, result)
+    assert type(error) is cls
+    assert isinstance(error, UpdateError)
+    assert isinstance(error, cause)
+    assert isinstance(error, MpError)
+    assert error.result is result
+    assert error.hint == describe(hresult).hint
+
+
+@pytest.mark.parametrize("hresult", [0x80004004, 0x80070643, 0x80501234, 0x80070057, 0x80070006])
+def test_update_error_for_other_causes_is_a_plain_update_error(hresult):
+    error = update_error_for(
+        "SIGUPDATE_COMPLETE", hresult, "text", _result(Outcome.FAILED, hresult)
+    )
+    assert type(error) is UpdateError
+    assert error.message == "text"
+
+
+def test_update_access_denied_is_caught_by_except_access_denied():
+    error = update_error_for("f", 0x80070005, None, _result(Outcome.FAILED, 0x80070005))
+    with pytest.raises(AccessDeniedError):
+        raise error
+
+
+# -- pickling ----------------------------------------------------------------------------------
+
+
+def _attrs(error: MpError) -> tuple[object, ...]:
+    return (type(error), error.function, error.hresult, error.name, error.message, error.hint)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        MpError("MpUpdateStart", 0x80070005),
+        MpError("f", 0x80501234, "custom", ""),
+        AccessDeniedError("MpManagerOpen", 0x80070005, "msg", "hint"),
+        ServiceUnavailableError("MpUpdateStart", 0x800106BA),
+        NetworkError("x", 0x80072EE2),
+        InvalidArgumentError("x", 0x80070057),
+        InvalidHandleError("x", 0x80070006),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_pickling_keeps_class_and_attributes(error):
+    copy = pickle.loads(pickle.dumps(error))
+    assert _attrs(copy) == _attrs(error)
+    assert str(copy) == str(error)
+    assert copy.args == error.args
+
+
+def test_pickling_backend_unavailable_keeps_tried_paths():
+    error = BackendUnavailableError("load", 0x8007007E, "none", "hint", (("p", "r"),))
+    copy = pickle.loads(pickle.dumps(error))
+    assert _attrs(copy) == _attrs(error)
+    assert copy.tried == (("p", "r"),)
+    assert str(copy) == "load: none\n  tried p: r\nHint: hint"
+
+
+def test_pickling_update_error_keeps_the_result():
+    result = _result(Outcome.FAILED, 0x80070005)
+    error = update_error_for("SIGUPDATE_COMPLETE", 0x80070005, None, result)
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is UpdateAccessDeniedError
+    assert _attrs(copy) == _attrs(error)
+    assert copy.result == result
+    assert str(copy) == str(error)
