@@ -37,7 +37,9 @@ __all__ = [
     "DllBackend",
     "LoaderEnvironment",
     "MpClientOverrideWarning",
+    "check_override",
     "locate_mpclient",
+    "mpclient_candidates",
     "pe_machine",
     "resolve_backend",
 ]
@@ -178,7 +180,6 @@ def _inside(path: str, root: str) -> bool:
 
 def _rejection(path: str, environment: LoaderEnvironment, trusted: bool) -> Optional[str]:
     """Why ``path`` must not be loaded, or None if it may; ``trusted``: in a Defender folder."""
-    pathmod = ntpath if environment.windows else posixpath
     if not path:
         return "empty path"
     if environment.windows and not (ntpath.isabs(path) and ntpath.splitdrive(path)[0]):
@@ -188,20 +189,15 @@ def _rejection(path: str, environment: LoaderEnvironment, trusted: bool) -> Opti
         )
     if not environment.windows and not posixpath.isabs(path):
         return "not an absolute path (a relative name could be planted)"
-    normalized = pathmod.normpath(path)
     if ".." in path.replace("/", "\\").split("\\"):
         return "contains '..'"
+    normalized = (ntpath if environment.windows else posixpath).normpath(path)
     if trusted:
         if ntpath.basename(normalized).lower() != "mpclient.dll":
             return "not named MpClient.dll"
         roots = _trusted_roots(environment.environ)
         if not any(_inside(normalized, root) for root in roots):
             return "outside the Defender folders (" + "; ".join(roots or ["none known"]) + ")"
-        cwd = pathmod.normpath(environment.cwd)
-        if pathmod.dirname(normalized).lower() == cwd.lower() and not any(
-            _inside(cwd + "\\x", root) for root in roots
-        ):
-            return "in the current directory"
     header = environment.read_header(normalized)
     if header is None:
         return "no such file, or it cannot be read"
@@ -239,7 +235,10 @@ def locate_mpclient(
 ) -> tuple[Optional[str], tuple[tuple[str, str], ...]]:
     """Find the MpClient.dll to load. Returns ``(path or None, ((tried path, why rejected), ...))``.
 
-    Pure over ``environment``: no DLL is loaded. The override variable is not consulted here.
+    Pure over ``environment``: no DLL is loaded. Only the candidates of
+    :func:`mpclient_candidates` are considered, each an absolute path that must lie inside the
+    Defender folders: neither the current directory nor PATH is ever searched. The override
+    variable is not consulted here (see :func:`check_override`).
     """
     environment = environment or LoaderEnvironment()
     tried: list[tuple[str, str]] = []
@@ -267,6 +266,10 @@ def check_override(
     notes = [f"loading MpClient from an explicit path: {path}"]
     if environment.windows and _rejection(path, environment, trusted=True) is not None:
         notes.append("that path is outside the Defender folders; only do this for tests")
+    pathmod = ntpath if environment.windows else posixpath
+    folder = pathmod.normcase(pathmod.dirname(pathmod.normpath(path)))
+    if folder == pathmod.normcase(pathmod.normpath(environment.cwd)):
+        notes.append("that path is in the current directory, where planted DLLs are put")
     return None, notes
 
 
@@ -295,7 +298,7 @@ class DllBackend:
         if path is None:
             found, tried = locate_mpclient(environment)
             if found is None:
-                raise _unavailable(tried)
+                raise _unavailable(tried, environment.windows)
             path = found
         else:
             reason, notes = check_override(path, environment)
@@ -368,8 +371,8 @@ def _load(lib: Any, path: str) -> None:
         _loaded_path = path
 
 
-def _unavailable(tried: tuple[tuple[str, str], ...]) -> BackendUnavailableError:
-    if sys.platform != "win32":
+def _unavailable(tried: tuple[tuple[str, str], ...], windows: bool) -> BackendUnavailableError:
+    if not windows:
         message = "MpClient.dll exists only on Windows with Microsoft Defender"
     else:
         message = "MpClient.dll was not found in the Defender folders"

@@ -1,0 +1,242 @@
+"""Where MpClient.dll may be loaded from: the pure resolution logic, over a simulated Windows."""
+
+from __future__ import annotations
+
+import ntpath
+import struct
+from typing import Optional
+
+import pytest
+
+from mpupdate.backends import (
+    DllBackend,
+    LoaderEnvironment,
+    check_override,
+    locate_mpclient,
+    mpclient_candidates,
+    pe_machine,
+)
+from mpupdate.errors import BackendUnavailableError
+
+X64, X86, ARM64 = 0x8664, 0x014C, 0xAA64
+ENV = {
+    "ProgramFiles": r"C:\Program Files",
+    "ProgramFiles(x86)": r"C:\Program Files (x86)",
+    "ProgramData": r"C:\ProgramData",
+    "SystemRoot": r"C:\Windows",
+}
+INBOX = r"C:\Program Files\Windows Defender\MpClient.dll"
+PLATFORM = r"C:\ProgramData\Microsoft\Windows Defender\Platform\4.18.24090.11-0"
+KEY = (r"SOFTWARE\Microsoft\Windows Defender", "InstallLocation")
+
+
+def pe(machine: int) -> bytes:
+    """The first bytes of a PE image for ``machine``."""
+    header = bytearray(512)
+    header[0:2] = b"MZ"
+    struct.pack_into("<I", header, 0x3C, 0x80)
+    header[0x80:0x84] = b"PE\0\0"
+    struct.pack_into("<H", header, 0x84, machine)
+    return bytes(header)
+
+
+def windows(
+    files: dict[str, bytes],
+    install_location: Optional[str] = None,
+    machine: int = X64,
+    cwd: str = r"C:\Users\ana\Downloads",
+    environ: Optional[dict[str, str]] = None,
+) -> LoaderEnvironment:
+    """A simulated Windows machine: its files (case-insensitive), registry and process."""
+    stored = {ntpath.normcase(path): data for path, data in files.items()}
+    registry = {KEY: install_location} if install_location else {}
+    return LoaderEnvironment(
+        environ=ENV if environ is None else environ,
+        read_registry=lambda key, value: registry.get((key, value)),
+        read_header=lambda path: stored.get(ntpath.normcase(path)),
+        cwd=cwd,
+        machine=machine,
+        windows=True,
+    )
+
+
+def test_normal_install_loads_from_program_files() -> None:
+    assert locate_mpclient(windows({INBOX: pe(X64)})) == (INBOX, ())
+
+
+def test_updated_platform_folder_named_by_the_registry_comes_first() -> None:
+    updated = PLATFORM + r"\MpClient.dll"
+    environment = windows({INBOX: pe(X64), updated: pe(X64)}, install_location=PLATFORM + "\\")
+    assert mpclient_candidates(environment) == [updated, INBOX]
+    assert locate_mpclient(environment) == (updated, ())
+
+
+def test_a_missing_platform_folder_falls_back_and_says_so() -> None:
+    environment = windows({INBOX: pe(X64)}, install_location=PLATFORM)
+    assert locate_mpclient(environment) == (
+        INBOX,
+        ((PLATFORM + r"\MpClient.dll", "no such file, or it cannot be read"),),
+    )
+
+
+def test_32_bit_python_prefers_the_platform_x86_subfolder() -> None:
+    x86 = PLATFORM + r"\x86\MpClient.dll"
+    environment = windows({x86: pe(X86)}, install_location=PLATFORM, machine=X86)
+    assert locate_mpclient(environment) == (x86, ())
+
+
+def test_missing_defender_names_every_path_tried() -> None:
+    environment = windows({}, install_location=PLATFORM)
+    path, tried = locate_mpclient(environment)
+    assert path is None
+    assert tried == (
+        (PLATFORM + r"\MpClient.dll", "no such file, or it cannot be read"),
+        (INBOX, "no such file, or it cannot be read"),
+    )
+    with pytest.raises(BackendUnavailableError) as caught:
+        DllBackend(environment=environment)
+    text = str(caught.value)
+    assert text.startswith("load MpClient: MpClient.dll was not found in the Defender folders\n")
+    assert f"tried {INBOX}: no such file" in text
+    assert "backend='fake'" in text
+
+
+def test_a_dll_planted_in_the_current_directory_is_never_considered() -> None:
+    planted = r"C:\Users\ana\Downloads\MpClient.dll"
+    environment = windows({planted: pe(X64)}, cwd=r"C:\Users\ana\Downloads")
+    path, tried = locate_mpclient(environment)
+    assert path is None
+    assert [p for p, _ in tried] == [INBOX]
+
+
+def test_a_registry_value_pointing_outside_the_defender_folders_is_refused() -> None:
+    planted = r"C:\Users\ana\Downloads\MpClient.dll"
+    environment = windows(
+        {planted: pe(X64), INBOX: pe(X64)}, install_location=r"C:\Users\ana\Downloads"
+    )
+    path, tried = locate_mpclient(environment)
+    assert path == INBOX
+    assert tried == (
+        (
+            planted,
+            r"outside the Defender folders (C:\Program Files\Windows Defender; "
+            r"C:\Program Files (x86)\Windows Defender; "
+            r"C:\ProgramData\Microsoft\Windows Defender\Platform; "
+            r"C:\Program Files\Microsoft Security Client; C:\Windows\WinSxS)",
+        ),
+    )
+
+
+def test_a_registry_value_climbing_out_with_dotdot_is_refused() -> None:
+    sneaky = r"C:\Program Files\Windows Defender\..\..\Users\ana"
+    environment = windows({INBOX: pe(X64)}, install_location=sneaky)
+    # The registry value is normalized first: what is left lies outside the Defender folders.
+    path, tried = locate_mpclient(environment)
+    assert path == INBOX
+    assert tried[0][0] == r"C:\Users\ana\MpClient.dll"
+    assert tried[0][1].startswith("outside the Defender folders")
+
+
+def test_a_lookalike_folder_name_is_not_inside_the_defender_folder() -> None:
+    lookalike = r"C:\Program Files\Windows Defender Evil"
+    environment = windows({lookalike + r"\MpClient.dll": pe(X64)}, install_location=lookalike)
+    path, tried = locate_mpclient(environment)
+    assert path is None
+    assert tried[0][1].startswith("outside the Defender folders")
+
+
+def test_a_dll_of_the_other_bitness_is_reported_as_such() -> None:
+    path, tried = locate_mpclient(windows({INBOX: pe(X86)}))
+    assert path is None
+    assert tried == (
+        (
+            INBOX,
+            "bitness mismatch: the DLL is x86 (32-bit), this Python is x64 (64-bit); "
+            "use a Python of the DLL's bitness",
+        ),
+    )
+
+
+def test_a_file_that_is_not_a_dll_is_refused() -> None:
+    assert locate_mpclient(windows({INBOX: b"#!/bin/sh\n" * 20})) == (
+        None,
+        ((INBOX, "not a Windows DLL (no PE header)"),),
+    )
+
+
+def test_without_program_files_or_registry_there_is_nothing_to_try() -> None:
+    assert locate_mpclient(windows({}, environ={})) == (
+        None,
+        (("MpClient.dll", "neither InstallLocation nor %ProgramFiles% is set"),),
+    )
+
+
+def test_relative_and_bare_overrides_are_refused() -> None:
+    environment = windows({INBOX: pe(X64)})
+    reason = (
+        "not an absolute path with a drive or UNC share (a bare or relative name could be planted)"
+    )
+    assert check_override("MpClient.dll", environment) == (reason, [])
+    assert check_override(r"bin\MpClient.dll", environment) == (reason, [])
+    assert check_override(r"\Windows Defender\MpClient.dll", environment) == (reason, [])
+    assert check_override("", environment) == ("empty path", [])
+
+
+def test_an_override_inside_the_defender_folders_is_announced() -> None:
+    assert check_override(INBOX, windows({INBOX: pe(X64)})) == (
+        None,
+        [rf"loading MpClient from an explicit path: {INBOX}"],
+    )
+
+
+def test_an_untrusted_override_is_allowed_but_announced_loudly() -> None:
+    share = r"\\build\drops\MpClient.dll"
+    assert check_override(share, windows({share: pe(X64)})) == (
+        None,
+        [
+            rf"loading MpClient from an explicit path: {share}",
+            "that path is outside the Defender folders; only do this for tests",
+        ],
+    )
+
+
+def test_an_override_in_the_current_directory_gets_a_third_warning() -> None:
+    planted = r"C:\Users\ana\Downloads\MpClient.dll"
+    reason, notes = check_override(planted, windows({planted: pe(X64)}))
+    assert reason is None
+    assert notes[-1] == "that path is in the current directory, where planted DLLs are put"
+    assert len(notes) == 3
+
+
+def test_an_override_must_exist_and_match_the_bitness() -> None:
+    path = r"D:\test\MpClient.dll"
+    assert check_override(path, windows({})) == ("no such file, or it cannot be read", [])
+    reason, _ = check_override(path, windows({path: pe(ARM64)}))
+    assert reason is not None and reason.startswith("bitness mismatch: the DLL is ARM64")
+
+
+def test_override_from_the_environment_is_vetted(monkeypatch: pytest.MonkeyPatch) -> None:
+    environment = windows(
+        {INBOX: pe(X64)}, environ={**ENV, "MPUPDATE_MPCLIENT_PATH": "MpClient.dll"}
+    )
+    with pytest.raises(BackendUnavailableError) as caught:
+        DllBackend(environment=environment)
+    assert caught.value.message == "the MpClient path override was refused"
+    assert caught.value.tried[0][0] == "MpClient.dll"
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [(pe(X64), X64), (pe(X86), X86), (pe(ARM64), ARM64), (b"MZ", None), (b"", None)],
+)
+def test_pe_machine_reads_the_machine_field(header: bytes, expected: Optional[int]) -> None:
+    assert pe_machine(header) == expected
+
+
+def test_pe_machine_rejects_a_header_pointing_past_its_end() -> None:
+    header = bytearray(pe(X64))
+    struct.pack_into("<I", header, 0x3C, 10_000)
+    assert pe_machine(bytes(header)) is None
+    header[0x80:0x84] = b"NE\0\0"
+    struct.pack_into("<I", header, 0x3C, 0x80)
+    assert pe_machine(bytes(header)) is None
