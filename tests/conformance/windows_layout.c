@@ -1,0 +1,76 @@
+/* Windows layout check, compiled by .ci/mingw-check with x86_64-w64-mingw32-gcc and
+ * i686-w64-mingw32-gcc (-Werror): our declarations and run-time loader must build for Windows,
+ * and the structures must have the layouts MPCLIENT.md section 2 gives for the shipped DLL. */
+
+#include "../../mpupdate/_csrc/prelude.h"
+#include "../../mpupdate/_cdef/mpclient_types.h"
+#include "../../mpupdate/_csrc/loader.c"
+
+#if defined(_WIN64)
+#  define PTR 8
+_Static_assert(sizeof(MPCALLBACK_INFO) == 16, "MPCALLBACK_INFO is 16 bytes on x64");
+_Static_assert(sizeof(MPCALLBACK_DATA) == 32, "MPCALLBACK_DATA is 32 bytes on x64");
+_Static_assert(sizeof(MPSIGUPDATE_DATA) == 32, "MPSIGUPDATE_DATA is 32 bytes on x64");
+_Static_assert(offsetof(MPCALLBACK_DATA, Data) == 24, "the union is at 24 on x64");
+_Static_assert(offsetof(MPSIGUPDATE_DATA, Path) == 24, "Path is at 24 on x64");
+#elif defined(_WIN32)
+#  define PTR 4
+_Static_assert(sizeof(MPCALLBACK_INFO) == 8, "MPCALLBACK_INFO is 8 bytes on x86");
+_Static_assert(sizeof(MPCALLBACK_DATA) == 24, "MPCALLBACK_DATA is 24 bytes on x86");
+_Static_assert(sizeof(MPSIGUPDATE_DATA) == 24, "MPSIGUPDATE_DATA is 24 bytes on x86");
+_Static_assert(offsetof(MPCALLBACK_DATA, Data) == 20, "the union is at 20 on x86");
+_Static_assert(offsetof(MPSIGUPDATE_DATA, Path) == 20, "Path is at 20 on x86");
+#else
+#  error "compile this file for Windows only"
+#endif
+
+_Static_assert(offsetof(MPCALLBACK_INFO, pfnCallbackFunction) == 0, "callback pointer first");
+_Static_assert(offsetof(MPCALLBACK_INFO, CallbackContext) == PTR, "context after the pointer");
+_Static_assert(offsetof(MPCALLBACK_DATA, Notify) == 0, "Notify @0");
+_Static_assert(offsetof(MPCALLBACK_DATA, hResult) == 4, "hResult @4");
+_Static_assert(offsetof(MPCALLBACK_DATA, TimeStamp) == 8, "TimeStamp @8");
+_Static_assert(offsetof(MPCALLBACK_DATA, Type) == 16, "Type @16");
+_Static_assert(sizeof(MPCOMPONENT_VERSION) == 16, "MPCOMPONENT_VERSION is 16 bytes");
+_Static_assert(sizeof(MPVERSION_INFO) == 192, "MPVERSION_INFO is 192 bytes on both");
+_Static_assert(offsetof(MPVERSION_INFO, NISSignature) == 112, "eight components, then Reserved");
+_Static_assert(sizeof(((MPCALLBACK_DATA *)0)->hResult) == 4, "HRESULT is 32 bits");
+_Static_assert((int32_t)-1 < 0, "HRESULT is signed");
+
+/* The callback type is WINAPI: a stdcall function converts to it without a cast. With
+ * -DMPUPDATE_EXPECT_CONVENTION_MISMATCH a cdecl one is assigned instead, which must not compile
+ * on x86 (where the conventions differ): CI checks that this build fails. */
+static int32_t WINAPI stdcall_callback(uintptr_t context, MPCALLBACK_DATA *data)
+{
+    (void)context;
+    (void)data;
+    return 0;
+}
+
+#ifdef MPUPDATE_EXPECT_CONVENTION_MISMATCH
+static int32_t __cdecl cdecl_callback(uintptr_t context, MPCALLBACK_DATA *data)
+{
+    (void)context;
+    (void)data;
+    return 0;
+}
+MPCALLBACK_FUNCTION mpupdate_wrong_convention = cdecl_callback;
+#endif
+
+MPCALLBACK_FUNCTION mpupdate_layout_check_callback = stdcall_callback;
+
+/* Take every loader function's address, so -Werror=unused-function sees them used. */
+void *mpupdate_layout_check_uses[] = {
+    (void *)(uintptr_t)mpupdate_load,
+    (void *)(uintptr_t)mpupdate_unload,
+    (void *)(uintptr_t)mpupdate_is_loaded,
+    (void *)(uintptr_t)mpupdate_missing_exports,
+    (void *)(uintptr_t)mpupdate_load_error,
+    (void *)(uintptr_t)mpupdate_utf16_length,
+    (void *)(uintptr_t)MpManagerOpen,
+    (void *)(uintptr_t)MpUpdateStart,
+    (void *)(uintptr_t)MpUpdateControl,
+    (void *)(uintptr_t)MpHandleClose,
+    (void *)(uintptr_t)MpErrorMessageFormat,
+    (void *)(uintptr_t)MpFreeMemory,
+    (void *)(uintptr_t)MpManagerVersionQuery,
+};
