@@ -272,6 +272,9 @@ class UpdateOperation:
         self._result: Optional[UpdateResult] = None
         self._cancel_requested = False
         self._consume_lock = threading.Lock()
+        # Guards the machine, the event list and the result: the consumer feeds them while
+        # close() (perhaps on another thread) may drain and finish. Taken before sink.condition.
+        self._state = threading.RLock()
         self._info: Any = None
         #: Which handle MpUpdateControl(ABORT) accepted for this update, once one did.
         self.abort_handle: Optional[str] = None
@@ -381,30 +384,35 @@ class UpdateOperation:
         return self._result
 
     def _next(self, deadline: Optional[float]) -> Optional[Event]:
-        """The next event, fed through the machine and the progress function."""
+        """The next event, fed through the machine and the progress function; None at the end."""
         sink, clock = self._sink, self.client.clock
-        with sink.condition:
-            while not sink.events:
-                if sink.interrupt is not None:
-                    raise sink.interrupt
-                if self.handle is None:  # closed: nothing more can come
-                    break
-                remaining = None if deadline is None else deadline - clock.monotonic()
-                if remaining is not None and remaining <= 0:
-                    raise _DeadlinePassed
-                clock.wait(sink.condition, remaining)
-            event = sink.events.popleft() if sink.events else None
-            self._take_problems()
-        if event is None:
-            self._finish()
-            return None
-        self._events.append(event)
-        progress = self._machine.feed(event)
-        if self._machine.done:
-            self._finish()
-        if self._progress_function is not None:
-            self._progress_function(progress)
-        return event
+        while True:
+            with sink.condition:
+                while not sink.events and self._result is None and self.handle is not None:
+                    if sink.interrupt is not None:
+                        raise sink.interrupt
+                    remaining = None if deadline is None else deadline - clock.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        raise _DeadlinePassed
+                    clock.wait(sink.condition, remaining)
+            with self._state:  # close() may run on another thread: one of us takes each event
+                if self._result is not None:
+                    return None
+                with sink.condition:
+                    event = sink.events.popleft() if sink.events else None
+                    self._take_problems()
+                if event is None:
+                    if self.handle is not None:
+                        continue
+                    self._finish()  # the handle was closed: nothing more can come
+                    return None
+                self._events.append(event)
+                progress = self._machine.feed(event)
+                if self._machine.done:
+                    self._finish()
+            if self._progress_function is not None:
+                self._progress_function(progress)
+            return event
 
     def _take_problems(self) -> None:
         for problem in self._sink.problems:
@@ -464,6 +472,10 @@ class UpdateOperation:
 
     def _stop(self, outcome: Outcome, timeout: Optional[float] = None) -> None:
         """End a running update early: abort, close, drain what arrived, build the result."""
+        with self._state:
+            self._stop_locked(outcome, timeout)
+
+    def _stop_locked(self, outcome: Outcome, timeout: Optional[float]) -> None:
         if self._result is not None:
             return
         pending: Optional[BaseException] = None
@@ -495,6 +507,8 @@ class UpdateOperation:
             hr = self._handle.close()
             if failed(hr):
                 self._machine.note(f"MpHandleClose(update handle) failed: {format_hresult(hr)}")
+        with self._sink.condition:  # wake a consumer waiting on another thread
+            self._sink.condition.notify_all()
 
     def _drain(self) -> None:
         """Feed what arrived before the handle closed, without the progress function."""
@@ -512,6 +526,10 @@ class UpdateOperation:
 
     def _finish(self) -> None:
         """The update ended by itself (COMPLETE, or its handle closed): close, build the result."""
+        with self._state:
+            self._finish_locked()
+
+    def _finish_locked(self) -> None:
         if self._result is not None:
             return
         self._close_handle()

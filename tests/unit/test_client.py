@@ -448,3 +448,34 @@ def test_a_notification_for_an_unknown_context_is_counted_and_ignored() -> None:
     data.Notify = int(Notify.SIGUPDATE_START)
     assert _native.lib.mpupdate_callback(987654321, data) == 0
     assert _native.stray_notifications == before + 1
+
+
+class SilentOnClose(FakeMpClient):
+    """A DLL that, when an update is aborted or closed, just stops: no final COMPLETE."""
+
+    def _emit_abort_complete(self, update: Any, at: float) -> None:
+        return None
+
+
+@pytest.mark.parametrize("fake_class", [FakeMpClient, SilentOnClose])
+def test_close_from_another_thread_ends_a_waiting_consumer(fake_class: type) -> None:
+    fake = fake_class("hung", delivery="thread")
+    results: list[mpupdate.UpdateResult] = []
+    with mpupdate.Client(fake) as client:
+        operation = client.start_update()
+        waiting = threading.Event()
+
+        def consume() -> None:
+            for event in operation.events():
+                if event.notify is Notify.SIGUPDATE_SEARCH_START:
+                    waiting.set()  # from here on it waits for a COMPLETE that never comes
+            results.append(operation.wait())
+
+        consumer = threading.Thread(target=consume)
+        consumer.start()
+        assert waiting.wait(10)
+        operation.close()
+        consumer.join(10)
+        assert not consumer.is_alive()
+    assert [r.outcome for r in results] == [Outcome.CANCELLED]
+    assert closes(fake).count(0x1000_0010) == 1
