@@ -2,9 +2,10 @@
 
 The update runs on a worker thread (the default executor), exactly as :func:`mpupdate.update`
 runs it; the event loop stays free. The ``progress`` function is called on the event loop's
-thread. Cancelling the awaiting task aborts the update, waits for the clean-up (handles closed)
-and then raises CancelledError; a raising ``progress`` function cancels the update and its
-exception comes out of the ``await``.
+thread, after the fact (the update does not wait for it). Cancelling the awaiting task aborts
+the update, waits for the clean-up (handles closed) and then raises CancelledError; a raising
+``progress`` function aborts the update if it is still running, and its exception comes out of
+the ``await``.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from typing import Any
 
 import pytest
 
@@ -70,7 +71,13 @@ def test_cancelling_the_task_aborts_the_update_and_closes_it() -> None:
 
 
 def test_a_raising_progress_function_cancels_and_comes_out_of_the_await() -> None:
-    fake = FakeMpClient("cancelled", delivery="timed")
+    # progress runs on the loop thread, after the fact: hold the DLL's worker at the seventh
+    # notification until the abort arrives, so the update is still running when it raises.
+    def hold(update: Any, index: int, item: object) -> None:
+        if index == 6:
+            update.abort_event.wait(10)
+
+    fake = FakeMpClient("cancelled", delivery="thread", before_notify=hold)
 
     def explode(p: mpupdate.Progress) -> None:
         if p.percent >= 10:
@@ -82,3 +89,5 @@ def test_a_raising_progress_function_cancels_and_comes_out_of_the_await() -> Non
     with pytest.raises(RuntimeError, match="enough"):
         asyncio.run(main())
     assert fake.updates[0].aborted
+    assert fake.updates[0].delivered[-1] == 0x800D
+    assert fake.updates[0].complete_hresult == 0x80004004
