@@ -77,8 +77,9 @@ _FIRST_HANDLE = 0x1000_0000
 _HANDLE_STEP = 0x10
 
 
-#: While a test runs under mpupdate.fakes.pytest_plugin, every FakeMpClient made is listed here.
-_tracker: Optional[list[FakeMpClient]] = None
+#: While a test runs under mpupdate.fakes.pytest_plugin, every fake made (FakeMpClient or
+#: NativeFakeMpClient: anything with ``assert_clean()``) is listed here.
+_tracker: Optional[list[Any]] = None
 
 
 def _ticks(seconds: float) -> int:
@@ -188,6 +189,7 @@ class FakeMpClient:
         self._lock = threading.RLock()
         self._handles: dict[int, _Handle] = {}
         self._closed: set[int] = set()
+        self._closing: set[int] = set()
         self._next_handle = _FIRST_HANDLE
         self._allocations: dict[int, Any] = {}
         self._versions = scenario.versions_before
@@ -267,7 +269,7 @@ class FakeMpClient:
         value = self._value(handle)
         with self._lock:
             record = self._handles.get(value)
-            closed = value in self._closed
+            closed = value in self._closed or value in self._closing
         if record is None and closed:
             self._violation(
                 f"{function} was given handle 0x{value:X} after it was closed "
@@ -384,29 +386,30 @@ class FakeMpClient:
             return to_signed(E_FAIL)
         with self._lock:
             record = self._handles.get(value)
-            twice = value in self._closed
+            children = [
+                u.handle
+                for u in self.updates
+                if record is not None
+                and record.kind == "manager"
+                and u.manager == value
+                and u.handle in self._handles
+            ]
         if record is None:
-            self._log("MpHandleClose", (value,), E_HANDLE)
-            if twice:
-                self._violation(
-                    f"handle 0x{value:X} was closed twice (a use-after-free in the real DLL)"
-                )
+            return self._close_unknown(value)
+        if children:
+            self._violation(
+                f"manager handle 0x{value:X} was closed while its update handle(s) "
+                + ", ".join(f"0x{c:X}" for c in children)
+                + " were still open"
+            )
+        with self._lock:  # claim it: a second close racing this one is a double close
+            if self._handles.pop(value, None) is None:
+                claimed = False
             else:
-                self._violation(f"MpHandleClose was given 0x{value:X}, which it never issued")
-            return to_signed(E_HANDLE)
-        if record.kind == "manager":
-            with self._lock:
-                children = [
-                    u.handle
-                    for u in self.updates
-                    if u.manager == value and u.handle in self._handles
-                ]
-            if children:
-                self._violation(
-                    f"manager handle 0x{value:X} was closed while its update handle(s) "
-                    + ", ".join(f"0x{c:X}" for c in children)
-                    + " were still open"
-                )
+                claimed = True
+                self._closing.add(value)
+        if not claimed:
+            return self._close_unknown(value)
         update = record.update
         if update is not None:
             if update.running:
@@ -414,9 +417,21 @@ class FakeMpClient:
             if update.worker is not None and update.worker is not threading.current_thread():
                 update.worker.join()
         with self._lock:
-            self._handles.pop(value, None)
+            self._closing.discard(value)
             self._closed.add(value)
         return self._log("MpHandleClose", (value,), S_OK)
+
+    def _close_unknown(self, value: int) -> int:
+        with self._lock:
+            twice = value in self._closed or value in self._closing
+        self._log("MpHandleClose", (value,), E_HANDLE)
+        if twice:
+            self._violation(
+                f"handle 0x{value:X} was closed twice (a use-after-free in the real DLL)"
+            )
+        else:
+            self._violation(f"MpHandleClose was given 0x{value:X}, which it never issued")
+        return to_signed(E_HANDLE)
 
     def MpErrorMessageFormat(self, hMpHandle: Any, hr: int, ppszText: Any) -> int:
         code = int(hr) & 0xFFFFFFFF

@@ -461,3 +461,33 @@ def test_bad_delivery_mode_and_abort_handle_are_refused() -> None:
         FakeMpClient(delivery="later")
     with pytest.raises(ValueError, match="abort_handle must be one of manager, update, either"):
         FakeMpClient(abort_handle="both")
+
+
+def test_two_threads_closing_one_handle_is_one_close_and_one_violation() -> None:
+    entered, release = threading.Event(), threading.Event()
+
+    class SlowClose(FakeMpClient):
+        """Closing a running update takes a while: long enough for a second close to race it."""
+
+        def _abort(self, update: Any, now: bool = False) -> None:
+            if now:
+                entered.set()
+                release.wait(10)
+            super()._abort(update, now)
+
+    h = Harness(SlowClose("hung", delivery="timed", strict=False))
+    _, update = h.start()
+    results: list[int] = []
+    first = threading.Thread(target=lambda: results.append(hr(h.fake.MpHandleClose(update))))
+    first.start()
+    assert entered.wait(10)
+    assert hr(h.fake.MpHandleClose(update)) == E_HANDLE  # while the first is still closing
+    release.set()
+    first.join(10)
+    assert results == [S_OK]
+    assert h.fake.violations == [
+        f"handle 0x{h.fake.updates[0].handle:X} was closed twice (a use-after-free in the real DLL)"
+    ]
+    assert [c.hresult for c in h.fake.calls_to("MpHandleClose")] == [E_HANDLE, S_OK]
+    h.fake.violations.clear()
+    h.close()
