@@ -4,9 +4,10 @@ Enable with ``-p mpupdate.fakes.pytest_plugin``, or in a conftest with
 ``pytest_plugins = ["mpupdate.fakes.pytest_plugin"]``. Then:
 
 - ``fake_mpclient(scenario="updated", delivery="timed", **options)`` makes a FakeMpClient;
-- after every test, each FakeMpClient made during it must be clean (no open handle, no unfreed
-  buffer, no violation, no worker thread left) and no update may still be registered for
-  callbacks. Mark a test ``@pytest.mark.mpupdate_unclean`` to skip that check.
+- after every test, each fake made during it (FakeMpClient or NativeFakeMpClient) must be clean
+  (no open handle, no unfreed buffer, no violation, no worker thread left) and no update may
+  still be registered for callbacks. Mark a test ``@pytest.mark.mpupdate_unclean`` to skip that
+  check.
 """
 
 from __future__ import annotations
