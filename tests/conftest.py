@@ -5,8 +5,19 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 import mpupdate
 
 if os.environ.get("MPUPDATE_EXPECT_INSTALLED") == "1":
     # CI's wheel lane: make sure the suite runs against the installed wheel, not the checkout.
     assert "site-packages" in mpupdate.__file__, f"testing {mpupdate.__file__}, not the wheel"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--run-real",
+        action="store_true",
+        help="also run the conformance suite against the real MpClient.dll (Windows with "
+        "Microsoft Defender, elevated prompt): this performs real signature updates",
+    )
