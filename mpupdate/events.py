@@ -55,10 +55,12 @@ class Event:
 
     def __post_init__(self) -> None:
         # A plain int of a known number becomes its member, so equal events look equal.
-        object.__setattr__(self, "notify", Notify.coerce(self.notify))
-        if self.update_type is not None:
+        # (decode() already hands over members: the type checks keep that path cheap.)
+        if type(self.notify) is not Notify:
+            object.__setattr__(self, "notify", Notify.coerce(self.notify))
+        if self.update_type is not None and type(self.update_type) is not SigUpdateType:
             object.__setattr__(self, "update_type", SigUpdateType.coerce(self.update_type))
-        if self.stage is not None:
+        if self.stage is not None and type(self.stage) is not Stage:
             object.__setattr__(self, "stage", Stage.coerce(self.stage))
         object.__setattr__(self, "name", notify_name(self.notify))
 
@@ -101,9 +103,16 @@ def read_utf16(pointer: Any, max_units: int = MAX_PATH_UNITS) -> Optional[str]:
     return raw.decode("utf-16-le", "surrogatepass")
 
 
+# Number -> member tables: decode runs inside the callback, so it looks numbers up directly.
+_NOTIFY: dict[int, Notify] = {int(n): n for n in Notify}
+_TYPES: dict[int, SigUpdateType] = {int(t): t for t in SigUpdateType}
+_STAGES: dict[int, Stage] = {int(s): s for s in Stage}
+
+
 def decode(data: Any) -> Event:
     """Copy an ``MPCALLBACK_DATA *`` (not NULL) into an :class:`Event`."""
-    notify = Notify.coerce(int(data.Notify))
+    raw_notify = int(data.Notify)
+    notify: Union[Notify, int] = _NOTIFY.get(raw_notify, raw_notify)
     filetime = int(data.TimeStamp)
     callback_type = int(data.Type)
     hresult = int(data.hResult) & 0xFFFFFFFF
@@ -118,8 +127,8 @@ def decode(data: Any) -> Event:
                 percent=int(sig.dwPercentComplete),
                 total_updates=int(sig.dwTotalUpdates),
                 current_index=int(sig.dwCurrentUpdateIndex),
-                update_type=SigUpdateType.coerce(int(sig.eType)),
-                stage=Stage.coerce(int(sig.Stage)),
+                update_type=_TYPES.get(int(sig.eType), int(sig.eType)),
+                stage=_STAGES.get(int(sig.Stage), int(sig.Stage)),
                 path=read_utf16(sig.Path),
                 callback_type=callback_type,
                 filetime=filetime,
