@@ -15,7 +15,7 @@ import threading
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Optional
 
-__all__ = ["DEFAULT_START", "Timer", "VirtualClock", "VirtualClockStall"]
+__all__ = ["DEFAULT_START", "SteppingClock", "Timer", "VirtualClock", "VirtualClockStall"]
 
 #: Where virtual wall time starts unless told otherwise.
 DEFAULT_START = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -39,61 +39,39 @@ class Timer:
         self.cancelled = True
 
 
-class VirtualClock:
-    """Monotonic seconds from 0 and a UTC wall time from ``start``; both move together."""
+class SteppingClock:
+    """What a virtual clock does with its timeline; subclasses say where the timeline lives.
 
-    def __init__(self, start: datetime = DEFAULT_START) -> None:
+    A subclass provides :meth:`monotonic`, :meth:`next_deadline` and :meth:`advance_to`;
+    this class turns them into wall time, stepping, and the client's non-blocking :meth:`wait`.
+    """
+
+    def __init__(self, start: datetime) -> None:
         if start.tzinfo is None:
             raise ValueError("start must be timezone-aware (UTC)")
         self._start = start
-        self._now = 0.0
-        self._lock = threading.RLock()
-        self._timers: list[tuple[float, int, Timer]] = []
-        self._sequence = itertools.count()
 
     def monotonic(self) -> float:
         """Virtual seconds since the clock was made."""
-        return self._now
+        raise NotImplementedError
+
+    def next_deadline(self) -> Optional[float]:
+        """When the next scheduled thing happens, or None."""
+        raise NotImplementedError
+
+    def advance_to(self, when: float) -> None:
+        """Move time to ``when`` (no-op if already past), firing what is due, in order."""
+        raise NotImplementedError
 
     def now(self) -> datetime:
         """Virtual wall time."""
-        return self._start + timedelta(seconds=self._now)
-
-    def call_at(self, when: float, function: Callable[[], object]) -> Timer:
-        """Run ``function`` when virtual time reaches ``when`` (on the thread that moves time)."""
-        timer = Timer(when, function)
-        with self._lock:
-            heapq.heappush(self._timers, (when, next(self._sequence), timer))
-        return timer
-
-    def call_later(self, delay: float, function: Callable[[], object]) -> Timer:
-        return self.call_at(self._now + delay, function)
-
-    def next_deadline(self) -> Optional[float]:
-        """When the next live timer fires, or None."""
-        with self._lock:
-            while self._timers and self._timers[0][2].cancelled:
-                heapq.heappop(self._timers)
-            return self._timers[0][0] if self._timers else None
+        return self._start + timedelta(seconds=self.monotonic())
 
     def advance(self, seconds: float) -> None:
-        """Move time forward by ``seconds``, firing every timer due on the way, in order."""
+        """Move time forward by ``seconds``, firing everything due on the way, in order."""
         if seconds < 0:
             raise ValueError("virtual time cannot go backwards")
-        self.advance_to(self._now + seconds)
-
-    def advance_to(self, when: float) -> None:
-        """Move time to ``when`` (no-op if already past), firing due timers in order."""
-        while True:
-            with self._lock:
-                if self._timers and self._timers[0][0] <= when:
-                    moment, _, timer = heapq.heappop(self._timers)
-                    self._now = max(self._now, moment)
-                else:
-                    self._now = max(self._now, when)
-                    return
-            if not timer.cancelled:
-                timer.function()
+        self.advance_to(self.monotonic() + seconds)
 
     def run_until(self, done: Callable[[], bool]) -> None:
         """Fire timers one moment at a time until ``done()``; VirtualClockStall if none left."""
@@ -111,7 +89,7 @@ class VirtualClock:
         condition.release()
         try:
             moment = self.next_deadline()
-            deadline = None if timeout is None else self._now + timeout
+            deadline = None if timeout is None else self.monotonic() + timeout
             if moment is None and deadline is None:
                 raise VirtualClockStall(
                     "waiting without a timeout, and nothing is scheduled on the virtual clock: in "
@@ -126,4 +104,46 @@ class VirtualClock:
             condition.acquire()
 
     def __repr__(self) -> str:
-        return f"VirtualClock(t={self._now:g}s, now={self.now().isoformat()})"
+        return f"{type(self).__name__}(t={self.monotonic():g}s, now={self.now().isoformat()})"
+
+
+class VirtualClock(SteppingClock):
+    """Monotonic seconds from 0 and a UTC wall time from ``start``; both move together."""
+
+    def __init__(self, start: datetime = DEFAULT_START) -> None:
+        super().__init__(start)
+        self._now = 0.0
+        self._lock = threading.RLock()
+        self._timers: list[tuple[float, int, Timer]] = []
+        self._sequence = itertools.count()
+
+    def monotonic(self) -> float:
+        return self._now
+
+    def call_at(self, when: float, function: Callable[[], object]) -> Timer:
+        """Run ``function`` when virtual time reaches ``when`` (on the thread that moves time)."""
+        timer = Timer(when, function)
+        with self._lock:
+            heapq.heappush(self._timers, (when, next(self._sequence), timer))
+        return timer
+
+    def call_later(self, delay: float, function: Callable[[], object]) -> Timer:
+        return self.call_at(self._now + delay, function)
+
+    def next_deadline(self) -> Optional[float]:
+        with self._lock:
+            while self._timers and self._timers[0][2].cancelled:
+                heapq.heappop(self._timers)
+            return self._timers[0][0] if self._timers else None
+
+    def advance_to(self, when: float) -> None:
+        while True:
+            with self._lock:
+                if self._timers and self._timers[0][0] <= when:
+                    moment, _, timer = heapq.heappop(self._timers)
+                    self._now = max(self._now, moment)
+                else:
+                    self._now = max(self._now, when)
+                    return
+            if not timer.cancelled:
+                timer.function()

@@ -87,6 +87,23 @@ def _ticks(seconds: float) -> int:
     return int(seconds * 10_000_000 + 0.5)
 
 
+def assert_clean(
+    name: str,
+    violations: list[str],
+    open_handles: dict[int, str],
+    outstanding_allocations: int,
+    running_workers: list[int],
+) -> None:
+    """Raise AssertionError listing what a fake DLL was left with; nothing if it is clean."""
+    problems = list(violations)
+    problems += [f"{kind} handle 0x{value:X} left open" for value, kind in open_handles.items()]
+    if outstanding_allocations:
+        problems.append(f"{outstanding_allocations} MpErrorMessageFormat buffer(s) not freed")
+    problems += [f"the worker thread of update 0x{h:X} is still running" for h in running_workers]
+    if problems:
+        raise AssertionError(f"{name} is not clean:\n  " + "\n  ".join(problems))
+
+
 class FakeViolation(AssertionError):
     """The code under test did what the real DLL punishes (crash, use-after-free, DebugBreak)."""
 
@@ -222,19 +239,13 @@ class FakeMpClient:
 
     def assert_clean(self) -> None:
         """Raise AssertionError naming every open handle, unfreed buffer and violation."""
-        problems = list(self.violations)
-        problems += [
-            f"{kind} handle 0x{value:X} left open" for value, kind in self.open_handles.items()
-        ]
-        if self.outstanding_allocations:
-            problems.append(
-                f"{self.outstanding_allocations} MpErrorMessageFormat buffer(s) not freed"
-            )
-        for update in self.updates:
-            if update.worker is not None and update.worker.is_alive():
-                problems.append(f"the worker thread of update 0x{update.handle:X} is still running")
-        if problems:
-            raise AssertionError("FakeMpClient is not clean:\n  " + "\n  ".join(problems))
+        assert_clean(
+            "FakeMpClient",
+            self.violations,
+            self.open_handles,
+            self.outstanding_allocations,
+            [u.handle for u in self.updates if u.worker is not None and u.worker.is_alive()],
+        )
 
     # -- bookkeeping ---------------------------------------------------------------------------
 

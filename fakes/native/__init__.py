@@ -28,19 +28,26 @@ import threading
 import warnings
 import weakref
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
-from mpupdate.backends import DllBackend, MpClientOverrideWarning
+from mpupdate.backends import EXPORTS, DllBackend, MpClientOverrideWarning
 from mpupdate.clock import SYSTEM_CLOCK, Clock
 from mpupdate.constants import HRESULTS
 from mpupdate.filetime import datetime_to_filetime
 
 from .. import dll, scenarios
-from ..clock import VirtualClockStall
-from ..dll import ABORT_HANDLES, DELIVERY_MODES, FakeCall, FakeHang, FakeViolation
+from ..clock import SteppingClock
+from ..dll import (
+    ABORT_HANDLES,
+    DELIVERY_MODES,
+    FakeCall,
+    FakeHang,
+    FakeViolation,
+    assert_clean,
+)
 from ..scenario import Scenario
 from .build import NativeFakeBuildError, build_native_fake
 
@@ -55,16 +62,8 @@ __all__ = [
 
 HERE = Path(__file__).resolve().parent
 
-#: The control API's number for each export (mpupdate.backends.EXPORTS order).
-FUNCTIONS = (
-    "MpManagerOpen",
-    "MpUpdateStart",
-    "MpUpdateControl",
-    "MpHandleClose",
-    "MpErrorMessageFormat",
-    "MpFreeMemory",
-    "MpManagerVersionQuery",
-)
+#: The control API numbers the exports in mpupdate.backends.EXPORTS order.
+FUNCTIONS = EXPORTS
 _WORKER_STATES = ("none", "running", "finished", "joined")
 _ABI_VERSION = 1
 _STRUCTS = (
@@ -143,7 +142,7 @@ def native_library(cache_dir: Union[str, Path, None] = None) -> NativeLibrary:
 # -- virtual time -------------------------------------------------------------------------------
 
 
-class NativeVirtualClock:
+class NativeVirtualClock(SteppingClock):
     """The library's virtual time, as a :class:`mpupdate.clock.Clock`; works like VirtualClock.
 
     Waiting does not block: it jumps to the next scheduled notification (delivering what is due,
@@ -151,64 +150,18 @@ class NativeVirtualClock:
     """
 
     def __init__(self, library: NativeLibrary, start: datetime) -> None:
+        super().__init__(start)
         self._library = library
-        self._start = start
 
     def monotonic(self) -> float:
-        """Virtual seconds since the scenario was configured."""
         return float(self._library.lib.mpfake_now())
 
-    def now(self) -> datetime:
-        """Virtual wall time."""
-        return self._start + timedelta(seconds=self.monotonic())
-
     def next_deadline(self) -> Optional[float]:
-        """When the next scheduled notification is due, or None."""
         when = self._library.ffi.new("double *")
         return float(when[0]) if self._library.lib.mpfake_next_due(when) else None
 
-    def advance(self, seconds: float) -> None:
-        if seconds < 0:
-            raise ValueError("virtual time cannot go backwards")
-        self.advance_to(self.monotonic() + seconds)
-
     def advance_to(self, when: float) -> None:
-        """Move time to ``when``, delivering every notification due on the way, in order."""
         self._library.lib.mpfake_advance_to(float(when))
-
-    def run_until(self, done: Callable[[], bool]) -> None:
-        """Advance one moment at a time until ``done()``; VirtualClockStall if nothing is left."""
-        while not done():
-            moment = self.next_deadline()
-            if moment is None:
-                raise VirtualClockStall(
-                    "nothing is scheduled on the native fake's virtual clock but the work is not "
-                    "done: it would never finish (does the scenario have a COMPLETE?)"
-                )
-            self.advance_to(moment)
-
-    def wait(self, condition: threading.Condition, timeout: Optional[float]) -> None:
-        """The client's wait: jump to the next notification or to the deadline."""
-        condition.release()
-        try:
-            moment = self.next_deadline()
-            deadline = None if timeout is None else self.monotonic() + timeout
-            if moment is None and deadline is None:
-                raise VirtualClockStall(
-                    "waiting without a timeout, and nothing is scheduled on the native fake's "
-                    "virtual clock: in real time this would hang forever. Pass a timeout, or "
-                    "make the scenario end."
-                )
-            if moment is not None and (deadline is None or moment <= deadline):
-                self.advance_to(moment)
-            else:
-                assert deadline is not None
-                self.advance_to(deadline)
-        finally:
-            condition.acquire()
-
-    def __repr__(self) -> str:
-        return f"NativeVirtualClock(t={self.monotonic():g}s, now={self.now().isoformat()})"
 
 
 # -- records ------------------------------------------------------------------------------------
@@ -526,19 +479,13 @@ class NativeFakeMpClient:
 
     def assert_clean(self) -> None:
         """Raise AssertionError naming every open handle, unfreed buffer and violation."""
-        problems = list(self.violations)
-        problems += [
-            f"{kind} handle 0x{value:X} left open" for value, kind in self.open_handles.items()
-        ]
-        if self.outstanding_allocations:
-            problems.append(
-                f"{self.outstanding_allocations} MpErrorMessageFormat buffer(s) not freed"
-            )
-        for update in self.updates:
-            if update.worker == "running":
-                problems.append(f"the worker thread of update 0x{update.handle:X} is still running")
-        if problems:
-            raise AssertionError("NativeFakeMpClient is not clean:\n  " + "\n  ".join(problems))
+        assert_clean(
+            "NativeFakeMpClient",
+            self.violations,
+            self.open_handles,
+            self.outstanding_allocations,
+            [update.handle for update in self.updates if update.worker == "running"],
+        )
 
     # -- test controls -------------------------------------------------------------------------
 
