@@ -28,6 +28,7 @@ from .backends import Backend, resolve_backend
 from .clock import SYSTEM_CLOCK, Clock
 from .constants import (
     E_ABORT,
+    E_FAIL,
     E_HANDLE,
     E_TIMEOUT,
     S_FALSE,
@@ -99,16 +100,24 @@ class _OwnedHandle:
         handle: Any,
         kind: str,
         after_close: Optional[Callable[[], None]] = None,
+        keep_alive: Any = None,
     ) -> None:
         self.handle = handle
         self.kind = kind
+        # keep_alive (an update's MPCALLBACK_INFO, which MpClient may read until the handle is
+        # closed) is held by the finalizer, so it outlives the close even when the owner is
+        # garbage-collected.
         self._finalizer = weakref.finalize(
-            self, _OwnedHandle._close, backend, handle, kind, after_close
+            self, _OwnedHandle._close, backend, handle, kind, after_close, keep_alive
         )
 
     @staticmethod
     def _close(
-        backend: Backend, handle: Any, kind: str, after_close: Optional[Callable[[], None]]
+        backend: Backend,
+        handle: Any,
+        kind: str,
+        after_close: Optional[Callable[[], None]],
+        keep_alive: Any,
     ) -> int:
         try:
             return _close_raw(backend, handle, kind)
@@ -266,16 +275,13 @@ class UpdateOperation:
         self._progress_function = progress
         self._machine = UpdateMachine(strict=strict, options=options)
         self._sink = _native.Sink()
-        self._token = 0
         self._handle: Optional[_OwnedHandle] = None
         self._events: list[Event] = []
         self._result: Optional[UpdateResult] = None
-        self._cancel_requested = False
         self._consume_lock = threading.Lock()
         # Guards the machine, the event list and the result: the consumer feeds them while
         # close() (perhaps on another thread) may drain and finish. Taken before sink.condition.
         self._state = threading.RLock()
-        self._info: Any = None
         #: Which handle MpUpdateControl(ABORT) accepted for this update, once one did.
         self.abort_handle: Optional[str] = None
         self.versions_before: Optional[VersionInfo] = None
@@ -286,12 +292,10 @@ class UpdateOperation:
     def _start(self) -> None:
         client = self.client
         self.versions_before = client._versions_or_none(self._machine, "before")
-        self._token = _native.register(self._sink)
-        token = self._token
+        token = _native.register(self._sink)
         info = ffi.new("MPCALLBACK_INFO *")
         info.pfnCallbackFunction = _native.lib.mpupdate_callback
         info.CallbackContext = token
-        self._info = info  # MpClient may read it for as long as the update runs
         out = ffi.new("MPHANDLE *")
         self.started_at = client.clock.now()
         try:
@@ -308,7 +312,7 @@ class UpdateOperation:
             self._machine.note("MpUpdateStart succeeded but returned a NULL update handle")
         else:
             self._handle = _OwnedHandle(
-                client.backend, out[0], "update", lambda: _native.unregister(token)
+                client.backend, out[0], "update", lambda: _native.unregister(token), info
             )
         interrupt = self._sink.interrupt
         if interrupt is not None:  # Ctrl-C inside the callback of a synchronous start
@@ -431,7 +435,6 @@ class UpdateOperation:
         """
         if self._result is not None or self._machine.done:
             return
-        self._cancel_requested = True
         hr = self._send_abort()
         _check("MpUpdateControl", hr, self.client)
 
@@ -479,7 +482,6 @@ class UpdateOperation:
         if self._result is not None:
             return
         pending: Optional[BaseException] = None
-        self._cancel_requested = True
         if self.handle is not None and not self._machine.done:
             try:
                 hr = self._send_abort()
@@ -488,19 +490,10 @@ class UpdateOperation:
             except KeyboardInterrupt as exc:  # finish the clean-up first, then re-raise
                 pending = exc
         try:
-            self._close_handle()
-        except KeyboardInterrupt as exc:
-            pending = pending or exc
-        self._drain()
-        # What COMPLETE reported wins when it is more than "aborted": an update that finished
-        # before the abort took effect did finish.
-        complete = self._machine.complete
-        if complete is None or outcome_of(complete.hresult) == Outcome.CANCELLED:
-            self._result = self._build(outcome, timeout)
-        else:
-            self._result = self._build(None)
-        if pending is not None:
-            raise pending
+            self._conclude(outcome, timeout)
+        finally:
+            if pending is not None:
+                raise pending
 
     def _close_handle(self) -> None:
         if self._handle is not None:
@@ -530,15 +523,34 @@ class UpdateOperation:
             self._finish_locked()
 
     def _finish_locked(self) -> None:
-        if self._result is not None:
-            return
-        self._close_handle()
+        if self._result is None:
+            self._conclude(None, None)
+
+    def _conclude(self, forced: Optional[Outcome], timeout: Optional[float]) -> None:
+        """Close, take what arrived meanwhile, and settle the result.
+
+        ``forced`` (TIMED_OUT or CANCELLED, when we stopped the update) is the outcome unless
+        COMPLETE reported more than "aborted": an update that finished before the abort took
+        effect did finish. Ctrl-C during the close is re-raised once the result is settled.
+        """
+        pending: Optional[BaseException] = None
+        try:
+            self._close_handle()
+        except KeyboardInterrupt as exc:
+            pending = exc
         self._drain()
-        if self._machine.done:
+        complete = self._machine.complete
+        if forced is not None and (
+            complete is None or outcome_of(complete.hresult) is Outcome.CANCELLED
+        ):
+            self._result = self._build(forced, timeout)
+        elif complete is not None:
             self._result = self._build(None)
         else:
             self._machine.note("the update ended without SIGUPDATE_COMPLETE")
             self._result = self._build(Outcome.FAILED)
+        if pending is not None:
+            raise pending
 
     def _build(self, forced: Optional[Outcome], timeout: Optional[float] = None) -> UpdateResult:
         machine, client = self._machine, self.client
@@ -552,7 +564,7 @@ class UpdateOperation:
             outcome, hresult = forced, E_ABORT
         else:
             outcome = Outcome.FAILED
-            hresult = complete.hresult if complete is not None else 0x80004005
+            hresult = complete.hresult if complete is not None else E_FAIL
         if outcome == Outcome.UPDATED:
             message = "Signatures updated."
         elif outcome == Outcome.ALREADY_CURRENT:
