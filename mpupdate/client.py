@@ -45,6 +45,7 @@ from .errors import (
     failed,
     format_hresult,
     to_signed,
+    to_unsigned,
     update_error_for,
 )
 from .events import Event, read_utf16
@@ -59,40 +60,57 @@ ProgressFunction = Callable[[Progress], Any]
 """Called on the caller's thread after every event; raising cancels the update."""
 
 _deferred_lock = threading.Lock()
-_deferred: list[tuple[Backend, Any, str]] = []
+#: Closes requested on the callback thread (by the garbage collector), each with everything
+#: it needs (the update's callback info and routing token live until it runs).
+_deferred: list[Callable[[], int]] = []
 
 
-def _close_raw(backend: Backend, handle: Any, kind: str) -> int:
-    """Close one handle now, or defer it if this thread is inside the callback."""
+def _close_handle_now(
+    backend: Backend,
+    handle: Any,
+    kind: str,
+    after_close: Optional[Callable[[], None]],
+    keep_alive: Any,
+) -> int:
+    """Close one owned handle; defer the whole close if this thread is inside the callback.
+
+    A manager's deferred update closes run first: updates are closed before their manager.
+    ``keep_alive`` is only held here, until the close has returned.
+    """
     if _native.in_callback():
         with _deferred_lock:
-            _deferred.append((backend, handle, kind))
-        log.warning(
-            "mpupdate: %s handle close deferred: it was requested on the callback thread", kind
-        )
+            _deferred.append(
+                lambda: _close_handle_now(backend, handle, kind, after_close, keep_alive)
+            )
         return 0
-    hr = int(backend.MpHandleClose(handle)) & 0xFFFFFFFF
+    if kind == "manager":
+        flush_deferred_closes()
+    try:
+        hr = to_unsigned(backend.MpHandleClose(handle))
+    finally:
+        if after_close is not None:
+            after_close()
     if failed(hr):
         log.warning("mpupdate: MpHandleClose(%s handle) failed: %s", kind, format_hresult(hr))
     return hr
 
 
 def flush_deferred_closes() -> None:
-    """Close the handles whose close had to wait until we were off the callback thread."""
+    """Run the closes that had to wait until we were off the callback thread."""
     if _native.in_callback():
         return
     with _deferred_lock:
         pending = _deferred[:]
         del _deferred[:]
-    for backend, handle, kind in pending:
-        _close_raw(backend, handle, kind)
+    for close in pending:
+        close()
 
 
 atexit.register(flush_deferred_closes)
 
 
 class _OwnedHandle:
-    """One MPHANDLE and the promise to close it exactly once."""
+    """One MPHANDLE and the promise to close it exactly once (never on the callback thread)."""
 
     def __init__(
         self,
@@ -108,22 +126,8 @@ class _OwnedHandle:
         # closed) is held by the finalizer, so it outlives the close even when the owner is
         # garbage-collected.
         self._finalizer = weakref.finalize(
-            self, _OwnedHandle._close, backend, handle, kind, after_close, keep_alive
+            self, _close_handle_now, backend, handle, kind, after_close, keep_alive
         )
-
-    @staticmethod
-    def _close(
-        backend: Backend,
-        handle: Any,
-        kind: str,
-        after_close: Optional[Callable[[], None]],
-        keep_alive: Any,
-    ) -> int:
-        try:
-            return _close_raw(backend, handle, kind)
-        finally:
-            if after_close is not None:
-                after_close()
 
     @property
     def closed(self) -> bool:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import gc
 import threading
+import weakref
 from typing import Any
 
 import pytest
 
 import mpupdate
 from mpupdate import _native
-from mpupdate.client import _close_raw, flush_deferred_closes
+from mpupdate.client import flush_deferred_closes
 from mpupdate.constants import (
     E_ABORT,
     E_ACCESSDENIED,
@@ -388,20 +389,28 @@ def test_an_abandoned_operation_closes_its_handle_when_collected() -> None:
         assert _native.registry_size() == 0
 
 
-def test_a_close_requested_on_the_callback_thread_is_deferred() -> None:
-    fake = FakeMpClient()
-    out = _native.ffi.new("MPHANDLE *")
-    fake.MpManagerOpen(0, out)
+def test_a_close_requested_on_the_callback_thread_is_deferred_whole() -> None:
+    # As if the garbage collector collected an abandoned operation on the DLL's callback thread.
+    fake = FakeMpClient("hung", delivery="timed")
+    client = mpupdate.Client(fake)
+    operation = client.start_update()
+    info = weakref.ref(operation._handle._finalizer.peek()[2][4])  # type: ignore[union-attr, index]
     _native._local.depth = 1
     try:
-        assert _close_raw(fake, out[0], "manager") == 0
+        del operation
+        gc.collect()
         assert fake.calls_to("MpHandleClose") == []
+        assert _native.registry_size() == 1  # still routed: the update is still running
+        assert info() is not None  # MpClient may still read its callback info
         flush_deferred_closes()  # still on the callback thread: nothing happens
         assert fake.calls_to("MpHandleClose") == []
     finally:
         _native._local.depth = 0
-    flush_deferred_closes()
-    assert closes(fake) == [0x1000_0000]
+    client.close()  # the manager's close runs the deferred update close first
+    assert closes(fake) == [0x1000_0010, 0x1000_0000]
+    assert _native.registry_size() == 0
+    assert info() is None
+    assert fake.violations == []
 
 
 def test_two_threads_cannot_consume_one_update() -> None:
