@@ -517,8 +517,7 @@ class UpdateOperation:
             self._events.append(event)
             try:
                 self._machine.feed(event)
-            except ProtocolError as exc:  # already stopping: keep it, do not raise twice
-                self._machine.strict = False
+            except ProtocolError as exc:  # ending anyway: keep it as an anomaly
                 self._machine.note(str(exc))
 
     def _finish(self) -> None:

@@ -275,6 +275,7 @@ class UpdateMachine:
         self.count = 0
         self._grammar: Union[Notify, str] = "begin"
         self._failure: Optional[int] = None
+        self._violations: list[ProtocolError] = []
 
     @property
     def done(self) -> bool:
@@ -293,13 +294,24 @@ class UpdateMachine:
         self.anomalies.append(anomaly)
 
     def feed(self, event: Event) -> Progress:
-        """Take the next event; in strict mode raise ProtocolError if it breaks the grammar."""
+        """Take the next event; in strict mode raise ProtocolError if it breaks the grammar.
+
+        The event is applied before the error is raised, so the state stays true to what the
+        DLL sent: a COMPLETE that breaks the grammar still ends the update.
+        """
         position = self.count
         self.count += 1
+        self._violations = []
         if self.done:
             self._violation(position, event, "nothing", f"{event.name} after SIGUPDATE_COMPLETE")
-            return self._progress(event)
-        self._check(position, event)
+        else:
+            self._check(position, event)
+            self._apply(event)
+        if self._violations:
+            raise self._violations[0]
+        return self._progress(event)
+
+    def _apply(self, event: Event) -> None:
         notify = event.notify
         if notify == N.SIGUPDATE_COMPLETE:
             self.complete = event
@@ -312,7 +324,6 @@ class UpdateMachine:
             if notify == N.SIGUPDATE_REBOOT_REQUIRED and not failed(event.hresult):
                 self.reboot_required = True
             self._advance(event)
-        return self._progress(event)
 
     def _progress(self, event: Event) -> Progress:
         return Progress(self.percent, self.phase, event, self.package, self.packages)
@@ -429,8 +440,11 @@ class UpdateMachine:
             )
 
     def _violation(self, position: int, event: Event, expected: str, message: str) -> None:
-        if self.strict:
-            raise ProtocolError(
-                f"event {position}: {message} (expected {expected})", event, position, expected
+        if self.strict:  # raised by feed() once the event is applied
+            self._violations.append(
+                ProtocolError(
+                    f"event {position}: {message} (expected {expected})", event, position, expected
+                )
             )
-        self.note(f"{message} (expected {expected})", position)
+        else:
+            self.note(f"{message} (expected {expected})", position)

@@ -23,7 +23,7 @@ from mpupdate.constants import (
     UpdateOption,
 )
 from mpupdate.errors import to_signed
-from mpupdate.fakes import FakeMpClient, Scenario
+from mpupdate.fakes import FakeMpClient, Scenario, ScenarioComplete
 from mpupdate.machine import Outcome, Phase
 
 UPDATED_PERCENTS = [0, 2, 10, 10, 10, 20, 31, 41, 52, 52, 52, 73, 95, 95, 95, 100]
@@ -488,3 +488,19 @@ def test_close_from_another_thread_ends_a_waiting_consumer(fake_class: type) -> 
         assert not consumer.is_alive()
     assert [r.outcome for r in results] == [Outcome.CANCELLED]
     assert closes(fake).count(0x1000_0010) == 1
+
+
+def test_a_complete_that_breaks_the_grammar_still_ends_the_update_in_strict_mode() -> None:
+    # S_OK straight after START: the grammar wants a search first, but the update did finish.
+    fake = FakeMpClient(Scenario("short", complete=ScenarioComplete(1.0, S_OK)), delivery="timed")
+    with mpupdate.Client(fake) as client:
+        operation = client.start_update(strict=True)
+        with pytest.raises(mpupdate.ProtocolError) as caught:
+            operation.wait()
+        operation.close()
+    assert str(caught.value) == (
+        "event 1: SIGUPDATE_COMPLETE after SIGUPDATE_START (expected SIGUPDATE_SEARCH_START)"
+    )
+    assert fake.calls_to("MpUpdateControl") == []  # nothing to abort: it had finished
+    assert operation.result is not None
+    assert operation.result.outcome is Outcome.UPDATED

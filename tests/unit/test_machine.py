@@ -889,3 +889,13 @@ def test_update_result_str():
 def test_update_result_defaults():
     result = _result(Outcome.UPDATED, 0)
     assert (result.versions_before, result.versions_after, result.hint) == (None, None, None)
+
+
+def test_strict_mode_applies_the_event_before_raising() -> None:
+    machine = UpdateMachine(strict=True)
+    machine.feed(Event(Notify.SIGUPDATE_START, 0, T))
+    with pytest.raises(ProtocolError):
+        machine.feed(Event(Notify.SIGUPDATE_COMPLETE, 0, T))
+    assert machine.done
+    assert machine.outcome is Outcome.UPDATED
+    assert machine.percent == 100
