@@ -43,6 +43,7 @@ from __future__ import annotations
 import functools
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
 from mpupdate._native import ffi
@@ -173,7 +174,7 @@ class FakeMpClient:
 
     def __init__(
         self,
-        scenario: Union[Scenario, str] = "updated",
+        scenario: Union[Scenario, str, Path] = "updated",
         delivery: str = "immediate",
         strict: bool = True,
         abort_handle: str = "manager",
@@ -186,10 +187,9 @@ class FakeMpClient:
             )
         if abort_handle not in ABORT_HANDLES:
             raise ValueError(f"abort_handle must be one of {', '.join(ABORT_HANDLES)}")
-        if isinstance(scenario, str):
-            from . import scenarios
+        from . import scenarios
 
-            scenario = scenarios.get(scenario)
+        scenario = scenarios.load_any(scenario)
         self.scenario = scenario
         self.delivery = delivery
         self.strict = strict

@@ -10,7 +10,6 @@ handle). The callback decodes, enqueues and returns 0; it never raises and never
 from __future__ import annotations
 
 import itertools
-import logging
 import threading
 from collections import deque
 from typing import Any, Optional
@@ -19,8 +18,6 @@ from ._mpclient import ffi, lib
 from .events import Event, decode
 
 __all__ = ["Sink", "ffi", "in_callback", "lib", "register", "registry_size", "unregister"]
-
-log = logging.getLogger("mpupdate")
 
 
 class Sink:
@@ -37,16 +34,14 @@ class Sink:
         self.events: deque[Event] = deque()
         self.problems: list[str] = []
         self.interrupt: Optional[BaseException] = None
-        self.delivered = 0
 
     def put(self, event: Event) -> None:
         with self.condition:
             self.events.append(event)
-            self.delivered += 1
             self.condition.notify_all()
 
     def problem(self, text: str) -> None:
-        log.warning("mpupdate callback: %s", text)
+        """Keep it for the caller's thread, which logs it as an anomaly (nothing logs here)."""
         with self.condition:
             self.problems.append(text)
             self.condition.notify_all()
@@ -62,8 +57,7 @@ _registry: dict[int, Sink] = {}
 _registry_lock = threading.Lock()
 _tokens = itertools.count(1)
 _local = threading.local()
-#: Notifications whose context matched no live update (late, or not ours).
-stray_notifications = 0
+_stray_count = 0
 
 
 def register(sink: Sink) -> int:
@@ -86,6 +80,12 @@ def registry_size() -> int:
         return len(_registry)
 
 
+def stray_notifications() -> int:
+    """How many notifications arrived for no live update (late ones, or not ours); not logged
+    on the DLL's thread, where a slow log handler would hold up MpClient."""
+    return _stray_count
+
+
 def in_callback() -> bool:
     """True on a thread that is inside the callback right now (where closing a handle is banned)."""
     return getattr(_local, "depth", 0) > 0
@@ -93,14 +93,14 @@ def in_callback() -> bool:
 
 @ffi.def_extern()  # type: ignore[misc]
 def mpupdate_callback(context: int, data: Any) -> int:
-    global stray_notifications
+    global _stray_count
     _local.depth = getattr(_local, "depth", 0) + 1
     sink = None
     try:
         sink = _registry.get(int(context))
         if sink is None:
-            stray_notifications += 1
-            log.warning("mpupdate callback: notification for unknown context %d ignored", context)
+            with _registry_lock:  # held for an increment only
+                _stray_count += 1
         elif data == ffi.NULL:
             sink.problem("a notification arrived with a NULL MPCALLBACK_DATA pointer")
         else:

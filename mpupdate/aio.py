@@ -102,7 +102,8 @@ async def update_async(
     try:
         result = await asyncio.shield(work)
     except asyncio.CancelledError:
-        bridge.request_cancel()
+        # MpUpdateControl may take a while (an RPC to the service): not on the loop's thread.
+        await loop.run_in_executor(None, bridge.request_cancel)
         # Let the worker abort and close before reporting the cancellation; its own outcome
         # (UpdateError: CANCELLED) is not what the caller asked about.
         with contextlib.suppress(Exception):

@@ -8,6 +8,7 @@ without wall-clock delays. A backend advertises its clock with a ``clock`` attri
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from datetime import datetime, timezone
@@ -30,8 +31,13 @@ class Clock(Protocol):
         """
 
 
+#: On Windows, before CPython 3.14, Ctrl-C cannot interrupt a lock wait (CPython gh-74157 /
+#: gh-125541): waiting in slices lets KeyboardInterrupt through within this many seconds.
+_WAIT_SLICE: Optional[float] = 0.25 if sys.platform == "win32" else None
+
+
 class SystemClock:
-    """The machine's clocks; waiting is ``Condition.wait``."""
+    """The machine's clocks; waiting is ``Condition.wait`` (in slices on Windows, for Ctrl-C)."""
 
     def monotonic(self) -> float:
         return time.monotonic()
@@ -40,6 +46,8 @@ class SystemClock:
         return datetime.now(timezone.utc)
 
     def wait(self, condition: threading.Condition, timeout: Optional[float]) -> None:
+        if _WAIT_SLICE is not None and (timeout is None or timeout > _WAIT_SLICE):
+            timeout = _WAIT_SLICE  # the caller re-checks its predicate and deadline
         condition.wait(timeout)
 
     def __repr__(self) -> str:

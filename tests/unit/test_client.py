@@ -443,20 +443,30 @@ class NullData(FakeMpClient):
         return super().MpUpdateStart(hMpHandle, options, info, out)
 
 
-def test_a_null_notification_becomes_an_anomaly_not_a_crash() -> None:
-    result = mpupdate.update(backend=NullData("already-current"))
+def test_a_null_notification_becomes_an_anomaly_not_a_crash(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level("WARNING", logger="mpupdate"):
+        result = mpupdate.update(backend=NullData("already-current"))
     assert result.outcome is Outcome.ALREADY_CURRENT
     assert [str(a) for a in result.anomalies] == [
         "a notification arrived with a NULL MPCALLBACK_DATA pointer"
     ]
+    # logged once, on the caller's thread (never on the DLL's)
+    assert [(r.message, r.threadName) for r in caplog.records] == [
+        (
+            "mpupdate: a notification arrived with a NULL MPCALLBACK_DATA pointer",
+            threading.current_thread().name,
+        )
+    ]
 
 
 def test_a_notification_for_an_unknown_context_is_counted_and_ignored() -> None:
-    before = _native.stray_notifications
+    before = _native.stray_notifications()
     data = _native.ffi.new("MPCALLBACK_DATA *")
     data.Notify = int(Notify.SIGUPDATE_START)
     assert _native.lib.mpupdate_callback(987654321, data) == 0
-    assert _native.stray_notifications == before + 1
+    assert _native.stray_notifications() == before + 1
 
 
 class SilentOnClose(FakeMpClient):

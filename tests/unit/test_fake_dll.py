@@ -491,3 +491,11 @@ def test_two_threads_closing_one_handle_is_one_close_and_one_violation() -> None
     assert [c.hresult for c in h.fake.calls_to("MpHandleClose")] == [E_HANDLE, S_OK]
     h.fake.violations.clear()
     h.close()
+
+
+def test_a_scenario_path_is_accepted_as_a_path_object(tmp_path: Any) -> None:
+    from pathlib import Path
+
+    path = Path(tmp_path) / "mine.json"
+    Scenario("mine", messages=((0x80070005, "x"),)).dump(path)
+    assert FakeMpClient(path).scenario.name == "mine"
