@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Protocol, Union, runtime_checkable
 
 from .constants import DEFENDER_REGISTRY_KEY, DEFENDER_REGISTRY_VALUE, E_NOT_LOADED
-from .errors import BackendUnavailableError, format_hresult
+from .errors import BackendUnavailableError, format_hresult, to_unsigned
 
 __all__ = [
     "EXPORTS",
@@ -345,7 +345,7 @@ def _load(lib: Any, path: str) -> None:
                 "use one MpClient library per process",
                 tried=((path, "one library per process"),),
             )
-        hr = int(lib.mpupdate_load(os.fsencode(path))) & 0xFFFFFFFF
+        hr = to_unsigned(lib.mpupdate_load(os.fsencode(path)))
         if hr:
             detail = lib.mpupdate_load_error()
             from ._native import ffi

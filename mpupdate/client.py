@@ -162,7 +162,7 @@ class Client:
         self.abort_handle: Optional[str] = None
         self._operations: weakref.WeakSet[UpdateOperation] = weakref.WeakSet()
         out = ffi.new("MPHANDLE *")
-        hr = int(self.backend.MpManagerOpen(0, out)) & 0xFFFFFFFF
+        hr = to_unsigned(self.backend.MpManagerOpen(0, out))
         _check("MpManagerOpen", hr)
         self._handle = _OwnedHandle(self.backend, out[0], "manager")
 
@@ -196,7 +196,7 @@ class Client:
     def version(self) -> VersionInfo:
         """The component versions (``MpManagerVersionQuery``)."""
         info = ffi.new("MPVERSION_INFO *")
-        hr = int(self.backend.MpManagerVersionQuery(self.handle, info)) & 0xFFFFFFFF
+        hr = to_unsigned(self.backend.MpManagerVersionQuery(self.handle, info))
         _check("MpManagerVersionQuery", hr, self)
         return VersionInfo.from_struct(info)
 
@@ -235,14 +235,10 @@ class Client:
         Raises an :class:`~mpupdate.MpError` subclass when ``MpUpdateStart`` fails.
         """
         flush_deferred_closes()
-        if not isinstance(source, Source):
-            raise TypeError(f"source must be a mpupdate.Source, not {type(source).__name__}")
-        flags = int(UpdateOption.PROGRESS if options is None else options) | int(source.option)
-        if not blocking:
-            flags |= int(UpdateOption.ASYNC)
+        flags = _update_flags(source, options, blocking)
         operation = UpdateOperation(self, source, flags, strict, progress)
-        self._operations.add(operation)
         operation._start()
+        self._operations.add(operation)  # only operations that hold a handle need closing
         return operation
 
     def _versions_or_none(self, machine: UpdateMachine, when: str) -> Optional[VersionInfo]:
@@ -251,6 +247,20 @@ class Client:
         except MpError as exc:
             machine.note(f"versions {when} the update unavailable: {exc.name}")
             return None
+
+
+def _update_flags(source: Source, options: Union[UpdateOption, int, None], blocking: bool) -> int:
+    """``dwUpdateOptions``: ``options`` (default PROGRESS), source bit, ASYNC unless blocking."""
+    if not isinstance(source, Source):
+        raise TypeError(f"source must be a mpupdate.Source, not {type(source).__name__}")
+    flags = int(UpdateOption.PROGRESS if options is None else options) | int(source.option)
+    return flags if blocking else flags | int(UpdateOption.ASYNC)
+
+
+_MESSAGES = {
+    Outcome.UPDATED: "Signatures updated.",
+    Outcome.ALREADY_CURRENT: "No update was needed: the signatures are already current.",
+}
 
 
 class _DeadlinePassed(Exception):
@@ -289,7 +299,7 @@ class UpdateOperation:
         #: Which handle MpUpdateControl(ABORT) accepted for this update, once one did.
         self.abort_handle: Optional[str] = None
         self.versions_before: Optional[VersionInfo] = None
-        self.started_at = client.clock.now()
+        self.started_at = client.clock.now()  # set again just before MpUpdateStart
 
     # -- starting -------------------------------------------------------------------------
 
@@ -303,14 +313,13 @@ class UpdateOperation:
         out = ffi.new("MPHANDLE *")
         self.started_at = client.clock.now()
         try:
-            hr = int(client.backend.MpUpdateStart(client.handle, self.options, info, out))
+            hr = to_unsigned(client.backend.MpUpdateStart(client.handle, self.options, info, out))
         except BaseException:
             _native.unregister(token)
             raise
-        hr &= 0xFFFFFFFF
         if failed(hr):
             _native.unregister(token)
-            raise error_for("MpUpdateStart", hr, client.error_message(hr))
+            _check("MpUpdateStart", hr, client)
         if out[0] == ffi.NULL:
             _native.unregister(token)
             self._machine.note("MpUpdateStart succeeded but returned a NULL update handle")
@@ -412,12 +421,12 @@ class UpdateOperation:
                 if event is None:
                     if self.handle is not None:
                         continue
-                    self._finish()  # the handle was closed: nothing more can come
+                    self._conclude(None, None)  # the handle was closed: nothing more can come
                     return None
                 self._events.append(event)
                 progress = self._machine.feed(event)
                 if self._machine.done:
-                    self._finish()
+                    self._conclude(None, None)
             if self._progress_function is not None:
                 self._progress_function(progress)
             return event
@@ -451,7 +460,7 @@ class UpdateOperation:
             handle = self.handle if kind == "update" else self.client.handle
             if handle is None:
                 continue
-            hr = int(self.client.backend.MpUpdateControl(handle, int(Control.ABORT))) & 0xFFFFFFFF
+            hr = to_unsigned(self.client.backend.MpUpdateControl(handle, int(Control.ABORT)))
             if hr == E_HANDLE:
                 continue
             if not failed(hr):
@@ -480,24 +489,21 @@ class UpdateOperation:
     def _stop(self, outcome: Outcome, timeout: Optional[float] = None) -> None:
         """End a running update early: abort, close, drain what arrived, build the result."""
         with self._state:
-            self._stop_locked(outcome, timeout)
-
-    def _stop_locked(self, outcome: Outcome, timeout: Optional[float]) -> None:
-        if self._result is not None:
-            return
-        pending: Optional[BaseException] = None
-        if self.handle is not None and not self._machine.done:
+            if self._result is not None:
+                return
+            pending: Optional[BaseException] = None
+            if self.handle is not None and not self._machine.done:
+                try:
+                    hr = self._send_abort()
+                    if failed(hr) and hr != E_ABORT:
+                        self._machine.note(f"MpUpdateControl(ABORT) failed: {format_hresult(hr)}")
+                except KeyboardInterrupt as exc:  # finish the clean-up first, then re-raise
+                    pending = exc
             try:
-                hr = self._send_abort()
-                if failed(hr) and hr != E_ABORT:
-                    self._machine.note(f"MpUpdateControl(ABORT) failed: {format_hresult(hr)}")
-            except KeyboardInterrupt as exc:  # finish the clean-up first, then re-raise
-                pending = exc
-        try:
-            self._conclude(outcome, timeout)
-        finally:
-            if pending is not None:
-                raise pending
+                self._conclude(outcome, timeout)
+            finally:
+                if pending is not None:
+                    raise pending
 
     def _close_handle(self) -> None:
         if self._handle is not None:
@@ -520,17 +526,8 @@ class UpdateOperation:
             except ProtocolError as exc:  # ending anyway: keep it as an anomaly
                 self._machine.note(str(exc))
 
-    def _finish(self) -> None:
-        """The update ended by itself (COMPLETE, or its handle closed): close, build the result."""
-        with self._state:
-            self._finish_locked()
-
-    def _finish_locked(self) -> None:
-        if self._result is None:
-            self._conclude(None, None)
-
     def _conclude(self, forced: Optional[Outcome], timeout: Optional[float]) -> None:
-        """Close, take what arrived meanwhile, and settle the result.
+        """Close, take what arrived meanwhile, and settle the result (with ``_state`` held).
 
         ``forced`` (TIMED_OUT or CANCELLED, when we stopped the update) is the outcome unless
         COMPLETE reported more than "aborted": an update that finished before the abort took
@@ -546,38 +543,23 @@ class UpdateOperation:
         if forced is not None and (
             complete is None or outcome_of(complete.hresult) is Outcome.CANCELLED
         ):
-            self._result = self._build(forced, timeout)
+            if forced is Outcome.TIMED_OUT:
+                message = f"The update did not finish within {timeout:g} s and was aborted."
+                self._result = self._build(forced, E_TIMEOUT, message)
+            else:
+                self._result = self._build(forced, E_ABORT, "The update was cancelled.")
         elif complete is not None:
-            self._result = self._build(None)
+            self._result = self._build(outcome_of(complete.hresult), complete.hresult)
         else:
             self._machine.note("the update ended without SIGUPDATE_COMPLETE")
-            self._result = self._build(Outcome.FAILED)
+            self._result = self._build(Outcome.FAILED, E_FAIL)
         if pending is not None:
             raise pending
 
-    def _build(self, forced: Optional[Outcome], timeout: Optional[float] = None) -> UpdateResult:
+    def _build(self, outcome: Outcome, hresult: int, message: Optional[str] = None) -> UpdateResult:
         machine, client = self._machine, self.client
-        complete = machine.complete
-        if forced is None and complete is not None:
-            outcome = outcome_of(complete.hresult)
-            hresult = complete.hresult
-        elif forced == Outcome.TIMED_OUT:
-            outcome, hresult = forced, E_TIMEOUT
-        elif forced == Outcome.CANCELLED:
-            outcome, hresult = forced, E_ABORT
-        else:
-            outcome = Outcome.FAILED
-            hresult = complete.hresult if complete is not None else E_FAIL
-        if outcome == Outcome.UPDATED:
-            message = "Signatures updated."
-        elif outcome == Outcome.ALREADY_CURRENT:
-            message = "No update was needed: the signatures are already current."
-        elif outcome == Outcome.TIMED_OUT:
-            message = f"The update did not finish within {timeout:g} s and was aborted."
-        elif outcome == Outcome.CANCELLED and forced is not None:
-            message = "The update was cancelled."
-        else:
-            message = client.error_message(hresult)
+        if message is None:
+            message = _MESSAGES.get(outcome) or client.error_message(hresult)
         versions_after = None
         if not client.closed:
             versions_after = client._versions_or_none(machine, "after")
@@ -654,10 +636,7 @@ def run_update(
 ) -> UpdateResult:
     """:func:`update`, plus ``started(operation)`` called once the update runs (for the asyncio
     façade, which must be able to cancel it from another thread)."""
-    if not isinstance(source, Source):
-        raise TypeError(f"source must be a mpupdate.Source, not {type(source).__name__}")
-    requested = int(UpdateOption.PROGRESS if options is None else options)
-    requested |= int(source.option) | int(UpdateOption.ASYNC)
+    requested = _update_flags(source, options, blocking=False)
     function = "SIGUPDATE_COMPLETE"
     try:
         with Client(backend) as client:

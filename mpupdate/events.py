@@ -115,7 +115,7 @@ def decode(data: Any) -> Event:
     notify: Union[Notify, int] = _NOTIFY.get(raw_notify, raw_notify)
     filetime = int(data.TimeStamp)
     callback_type = int(data.Type)
-    hresult = int(data.hResult) & 0xFFFFFFFF
+    hresult = int(data.hResult) & 0xFFFFFFFF  # inline: the callback's hot path
     timestamp = filetime_to_datetime(filetime)
     if callback_type == _SIGUPDATE:
         sig = data.Data.pSigUpdateData
