@@ -112,6 +112,30 @@ class FakeViolation(AssertionError):
 class FakeHang(RuntimeError):
     """The real DLL would block forever here (a synchronous start of a never-ending scenario)."""
 
+    @classmethod
+    def for_scenario(cls, name: str) -> FakeHang:
+        return cls(
+            f"scenario {name!r} never completes, so a synchronous MpUpdateStart would block "
+            "forever; start it with ASYNC, or use delivery='thread' and abort it from another "
+            "thread"
+        )
+
+
+def check_modes(delivery: str, abort_handle: str) -> None:
+    """Refuse an unknown delivery mode or abort-handle kind, naming the valid ones."""
+    if delivery not in DELIVERY_MODES:
+        raise ValueError(f"delivery must be one of {', '.join(DELIVERY_MODES)}, not {delivery!r}")
+    if abort_handle not in ABORT_HANDLES:
+        raise ValueError(f"abort_handle must be one of {', '.join(ABORT_HANDLES)}")
+
+
+def utf16_buffer(ffi_: Any, text: str) -> Any:
+    """A new NUL-terminated ``uint16_t[]`` holding ``text`` as UTF-16 (lone surrogates kept)."""
+    encoded = text.encode("utf-16-le", "surrogatepass")
+    buffer = ffi_.new("uint16_t[]", len(encoded) // 2 + 1)
+    ffi_.memmove(buffer, encoded, len(encoded))
+    return buffer
+
 
 @dataclass(frozen=True)
 class FakeCall:
@@ -181,12 +205,7 @@ class FakeMpClient:
         clock: Optional[VirtualClock] = None,
         before_notify: Optional[Callable[[FakeUpdate, int, ScenarioNotification], None]] = None,
     ) -> None:
-        if delivery not in DELIVERY_MODES:
-            raise ValueError(
-                f"delivery must be one of {', '.join(DELIVERY_MODES)}, not {delivery!r}"
-            )
-        if abort_handle not in ABORT_HANDLES:
-            raise ValueError(f"abort_handle must be one of {', '.join(ABORT_HANDLES)}")
+        check_modes(delivery, abort_handle)
         from . import scenarios
 
         scenario = scenarios.load_any(scenario)
@@ -326,11 +345,7 @@ class FakeMpClient:
         asynchronous = bool(options & UpdateOption.ASYNC)
         if self.scenario.complete is None and not asynchronous and self.delivery != "thread":
             self._log("MpUpdateStart", args, None)
-            raise FakeHang(
-                f"scenario {self.scenario.name!r} never completes, so a synchronous MpUpdateStart "
-                "would block forever; start it with ASYNC, or use delivery='thread' and abort it "
-                "from another thread"
-            )
+            raise FakeHang.for_scenario(self.scenario.name)
         update = FakeUpdate(
             handle=0,
             manager=manager.value,
@@ -457,9 +472,7 @@ class FakeMpClient:
             if info is None:  # [GUESS] the DLL's answer for a code it cannot describe
                 return self._log("MpErrorMessageFormat", args, E_FAIL)
             text = info.message
-        encoded = (text + "\r\n").encode("utf-16-le", "surrogatepass")
-        buffer = ffi.new("uint16_t[]", len(encoded) // 2 + 1)
-        ffi.memmove(buffer, encoded, len(encoded))
+        buffer = utf16_buffer(ffi, text + "\r\n")
         with self._lock:
             self._allocations[int(ffi.cast("uintptr_t", buffer))] = buffer
         ppszText[0] = buffer
@@ -597,9 +610,7 @@ class FakeMpClient:
             sig.Stage = item.data.stage
             owned.append((sig, ffi.sizeof("MPSIGUPDATE_DATA")))
             if item.data.path is not None:
-                encoded = item.data.path.encode("utf-16-le", "surrogatepass")
-                path = ffi.new("uint16_t[]", len(encoded) // 2 + 1)
-                ffi.memmove(path, encoded, len(encoded))
+                path = utf16_buffer(ffi, item.data.path)
                 sig.Path = path
                 owned.append((path, ffi.sizeof(path)))
             data.Data.pSigUpdateData = sig

@@ -47,6 +47,8 @@ from ..dll import (
     FakeHang,
     FakeViolation,
     assert_clean,
+    check_modes,
+    utf16_buffer,
 )
 from ..scenario import Scenario
 from .build import NativeFakeBuildError, build_native_fake
@@ -119,10 +121,7 @@ class NativeLibrary:
         return self.string(self.lib.mpfake_last_error())
 
     def utf16(self, text: str) -> Any:
-        encoded = text.encode("utf-16-le", "surrogatepass")
-        buffer = self.ffi.new("uint16_t[]", len(encoded) // 2 + 1)
-        self.ffi.memmove(buffer, encoded, len(encoded))
-        return buffer
+        return utf16_buffer(self.ffi, text)
 
 
 _library: Optional[NativeLibrary] = None
@@ -289,12 +288,7 @@ class NativeFakeMpClient:
         cache_dir: Union[str, Path, None] = None,
     ) -> None:
         global _active
-        if delivery not in DELIVERY_MODES:
-            raise ValueError(
-                f"delivery must be one of {', '.join(DELIVERY_MODES)}, not {delivery!r}"
-            )
-        if abort_handle not in ABORT_HANDLES:
-            raise ValueError(f"abort_handle must be one of {', '.join(ABORT_HANDLES)}")
+        check_modes(delivery, abort_handle)
         self.scenario = scenarios.load_any(scenario)
         self.delivery = delivery
         self.strict = strict
@@ -523,11 +517,7 @@ class NativeFakeMpClient:
         violations, hangs = lib.mpfake_thread_violations(), lib.mpfake_thread_hangs()
         result = function(*args)
         if lib.mpfake_thread_hangs() != hangs:
-            raise FakeHang(
-                f"scenario {self.scenario.name!r} never completes, so a synchronous "
-                "MpUpdateStart would block forever; start it with ASYNC, or use "
-                "delivery='thread' and abort it from another thread"
-            )
+            raise FakeHang.for_scenario(self.scenario.name)
         if self.strict and lib.mpfake_thread_violations() != violations:
             index = int(lib.mpfake_thread_last_violation())
             raise FakeViolation(self._library.string(lib.mpfake_violation(index)))
