@@ -46,6 +46,12 @@ class Sink:
             self.problems.append(text)
             self.condition.notify_all()
 
+    def take_problems(self) -> list[str]:
+        """The problems kept so far, removed from the sink (call without holding ``condition``)."""
+        with self.condition:
+            problems, self.problems = self.problems, []
+        return problems
+
     def interrupted(self, exc: BaseException) -> None:
         with self.condition:
             if self.interrupt is None:

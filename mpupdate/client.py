@@ -314,12 +314,10 @@ class UpdateOperation:
         self.started_at = client.clock.now()
         try:
             hr = to_unsigned(client.backend.MpUpdateStart(client.handle, self.options, info, out))
+            _check("MpUpdateStart", hr, client)
         except BaseException:
             _native.unregister(token)
             raise
-        if failed(hr):
-            _native.unregister(token)
-            _check("MpUpdateStart", hr, client)
         if out[0] == ffi.NULL:
             _native.unregister(token)
             self._machine.note("MpUpdateStart succeeded but returned a NULL update handle")
@@ -417,7 +415,7 @@ class UpdateOperation:
                     return None
                 with sink.condition:
                     event = sink.events.popleft() if sink.events else None
-                    self._take_problems()
+                self._take_problems()
                 if event is None:
                     if self.handle is not None:
                         continue
@@ -432,9 +430,9 @@ class UpdateOperation:
             return event
 
     def _take_problems(self) -> None:
-        for problem in self._sink.problems:
+        # Noted (and so logged) outside sink.condition: the DLL's callback takes that lock.
+        for problem in self._sink.take_problems():
             self._machine.note(problem)
-        del self._sink.problems[:]
 
     # -- cancelling and closing -----------------------------------------------------------
 
@@ -518,7 +516,7 @@ class UpdateOperation:
         with self._sink.condition:
             late = list(self._sink.events)
             self._sink.events.clear()
-            self._take_problems()
+        self._take_problems()
         for event in late:
             self._events.append(event)
             try:
