@@ -8,9 +8,12 @@ production path: trampoline, decoding, queue, state machine.
 What it imitates (BIN/DOC facts from MPCLIENT.md):
 
 - ``MpManagerOpen``: reserved != 0 or a NULL out pointer -> E_INVALIDARG.
-- ``MpUpdateStart``: a handle that is not an open manager handle -> E_HANDLE; NULL callback info
-  or out pointer -> E_INVALIDARG; a NULL function pointer in the info crashes the real DLL, so it
-  is a violation here; more than one update-source bit -> E_INVALIDARG. A synthesized
+- ``MpUpdateStart``: a NULL manager handle -> E_INVALIDARG (also without callback info) [BIN,
+  seen under Wine]; a non-NULL handle that is not an open manager handle -> E_HANDLE; NULL
+  callback info or out pointer -> E_INVALIDARG; a NULL function pointer in the info crashes the
+  real DLL, so it is a violation here; options the DLL's option check refuses -> E_INVALIDARG
+  (:func:`mpupdate.constants.options_refused`: any of 0x78 with 0x200, or more than one bit of
+  0x1F8) [BIN]. A synthesized
   SIGUPDATE_START (no data) comes first, the scenario's notifications next (``*_PROGRESS`` only
   with the PROGRESS option), a synthesized SIGUPDATE_COMPLETE carrying the outcome last.
   Synchronous starts return S_OK even when the update fails.
@@ -21,8 +24,10 @@ What it imitates (BIN/DOC facts from MPCLIENT.md):
 - ``MpHandleClose``: NULL -> S_FALSE; closing a running update aborts it and waits for it (the
   fake then delivers COMPLETE with E_ABORT [GUESS]); a second close (a use-after-free in the real
   DLL) and a close from inside the callback (``DebugBreak`` there) are violations.
-- ``MpErrorMessageFormat``: UTF-16 text that must be released with ``MpFreeMemory``;
-  ``MpFreeMemory`` of anything else is a violation.
+- ``MpErrorMessageFormat``: a NULL handle -> E_INVALIDARG [BIN, seen under Wine], another handle
+  that is not an open manager handle -> E_HANDLE; UTF-16 text (the scenario's, else the offline
+  table's) that must be released with ``MpFreeMemory``; ``MpFreeMemory`` of anything else is a
+  violation.
 - ``MpManagerVersionQuery``: the scenario's versions before, and after a successful update.
 - Notification data is freed (overwritten with 0xDD) right after each callback returns, as MpClient
   frees it, so a binding that keeps a pointer reads garbage.
@@ -58,10 +63,10 @@ from mpupdate.constants import (
     PROGRESS_NOTIFICATIONS,
     S_FALSE,
     S_OK,
-    SOURCE_OPTION_MASK,
     Control,
     Notify,
     UpdateOption,
+    options_refused,
 )
 from mpupdate.errors import failed, to_signed
 from mpupdate.filetime import datetime_to_filetime
@@ -326,6 +331,8 @@ class FakeMpClient:
     ) -> int:
         options = int(dwUpdateOptions)
         args: tuple[Any, ...] = (self._value(hMpHandle), options)
+        if hMpHandle == ffi.NULL:  # [BIN] not E_HANDLE, with or without callback info
+            return self._log("MpUpdateStart", args, E_INVALIDARG)
         manager = self._find("MpUpdateStart", hMpHandle, ("manager",))
         if manager is None:
             return self._log("MpUpdateStart", args, E_HANDLE)
@@ -338,7 +345,7 @@ class FakeMpClient:
                 "MpUpdateStart was given a NULL callback function (the real DLL crashes)"
             )
             return to_signed(E_INVALIDARG)
-        if bin(options & SOURCE_OPTION_MASK).count("1") > 1:
+        if options_refused(options):  # [BIN] the DLL's option check
             return self._log("MpUpdateStart", args, E_INVALIDARG)
         if failed(self.scenario.start_hresult):
             return self._log("MpUpdateStart", args, self.scenario.start_hresult)
@@ -462,6 +469,8 @@ class FakeMpClient:
     def MpErrorMessageFormat(self, hMpHandle: Any, hr: int, ppszText: Any) -> int:
         code = int(hr) & 0xFFFFFFFF
         args = (self._value(hMpHandle), code)
+        if hMpHandle == ffi.NULL:  # [BIN] not E_HANDLE
+            return self._log("MpErrorMessageFormat", args, E_INVALIDARG)
         if self._find("MpErrorMessageFormat", hMpHandle, ("manager",)) is None:
             return self._log("MpErrorMessageFormat", args, E_HANDLE)
         if ppszText == ffi.NULL:

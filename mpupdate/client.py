@@ -30,6 +30,7 @@ from .constants import (
     E_ABORT,
     E_FAIL,
     E_HANDLE,
+    E_INVALIDARG,
     E_TIMEOUT,
     S_FALSE,
     Control,
@@ -44,6 +45,7 @@ from .errors import (
     error_for,
     failed,
     format_hresult,
+    message_for,
     to_signed,
     to_unsigned,
     update_error_for,
@@ -141,7 +143,9 @@ class _OwnedHandle:
 
 def _check(function: str, hresult: int, client: Optional[Client] = None) -> None:
     if failed(hresult):
-        message = client.error_message(hresult) if client is not None else None
+        # Without a manager handle MpErrorMessageFormat cannot answer [BIN]: the system's text
+        # (Windows) or the offline table's, as message_for chooses.
+        message = client.error_message(hresult) if client is not None else message_for(hresult)
         raise error_for(function, hresult, message)
 
 
@@ -201,19 +205,20 @@ class Client:
         return VersionInfo.from_struct(info)
 
     def error_message(self, hresult: int) -> str:
-        """The text for an HRESULT: ``MpErrorMessageFormat`` where it answers, else our table."""
+        """The text for an HRESULT: ``MpErrorMessageFormat`` where it answers, else the system's
+        (FormatMessageW, on Windows, for system codes), else our table (see
+        :func:`~mpupdate.errors.message_for`)."""
+        dll_text: Optional[str] = None
         if not self.closed:
             text = ffi.new("uint16_t **")
             hr = int(self.backend.MpErrorMessageFormat(self.handle, to_signed(hresult), text))
             try:
                 if not failed(hr) and text[0] != ffi.NULL:
-                    message = read_utf16(text[0], 0xFFFF)
-                    if message and message.strip():
-                        return message.strip()
+                    dll_text = read_utf16(text[0], 0xFFFF)
             finally:
                 if text[0] != ffi.NULL:
                     self.backend.MpFreeMemory(text[0])
-        return describe(hresult).message
+        return message_for(hresult, dll_text)
 
     def start_update(
         self,
@@ -265,6 +270,11 @@ _MESSAGES = {
 
 class _DeadlinePassed(Exception):
     pass
+
+
+#: What MpUpdateControl answers to a handle of the wrong kind: E_HANDLE from 4.18.1909.6 [BIN],
+#: E_INVALIDARG from newer DLLs (seen for MpHandleClose; assumed here [GUESS]).
+_WRONG_HANDLE_KIND = frozenset({E_HANDLE, E_INVALIDARG})
 
 
 class UpdateOperation:
@@ -440,9 +450,11 @@ class UpdateOperation:
         """Ask MpClient to abort the update (``MpUpdateControl(ABORT)``); does not wait.
 
         The docs name the update handle, the shipped DLL wants the manager handle: the handle that
-        worked last time is tried first, the other on E_HANDLE; :attr:`abort_handle` records which
-        one worked. A no-op once the update has ended. Raises :class:`~mpupdate.MpError` (for
-        example AccessDeniedError: aborting needs administrator rights) if both refuse.
+        worked last time is tried first (the update handle at first), the other when the first is
+        refused as the wrong kind, with E_HANDLE (4.18.1909.6) or E_INVALIDARG (newer DLLs);
+        :attr:`abort_handle` (and the client's) records which one worked. A no-op once the update
+        has ended. Raises :class:`~mpupdate.MpError` (for example AccessDeniedError: aborting
+        needs administrator rights) if both refuse.
         """
         if self._result is not None or self._machine.done:
             return
@@ -459,7 +471,7 @@ class UpdateOperation:
             if handle is None:
                 continue
             hr = to_unsigned(self.client.backend.MpUpdateControl(handle, int(Control.ABORT)))
-            if hr == E_HANDLE:
+            if hr in _WRONG_HANDLE_KIND:
                 continue
             if not failed(hr):
                 self.abort_handle = kind

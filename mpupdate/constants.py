@@ -2,9 +2,11 @@
 
 The source of truth is ``MPCLIENT.md`` (shared with the project). Its evidence marks travel with
 the numbers: every member of the enumerations below has an ``evidence`` attribute
-(:class:`Evidence`) and a ``note``. Several numbers are guesses, the update-source option bits in
-particular; the public API therefore also accepts raw integers wherever it takes one of these, so a
-wrong guess can be corrected by the caller without waiting for a release.
+(:class:`Evidence`) and a ``note``; where MPCLIENT.md grades a BIN observation, the note begins
+with its confidence ("high confidence: ...", "medium confidence: ..."). Several numbers are
+derived or inferred rather than seen, and three of the update-source option bits are seen only
+with medium confidence; the public API therefore also accepts raw integers wherever it takes one
+of these, so a wrong number can be corrected by the caller without waiting for a release.
 
 Raw integers round-trip: ``Notify.coerce(0x9001)`` is ``0x9001``, not an exception.
 """
@@ -86,30 +88,70 @@ class _MarkedIntFlag(enum.IntFlag):
 class UpdateOption(_MarkedIntFlag):
     """``MPUPDATE_OPTION_*`` flags for ``MpUpdateStart``'s ``dwUpdateOptions``. Published nowhere.
 
-    The source bits (HTTP, UNC, MANAGED, UNMANAGED) are guesses; at most one may be set
-    (the DLL answers E_INVALIDARG otherwise). Unnamed bits seen in the DLL: 0x4, 0x10, 0x40, 0x400.
+    The source bits (HTTP, UNC, MANAGED, UNMANAGED) are read from the shipped DLL [BIN]: HTTP from
+    the ``MpClient_ForceHttpUpdate`` setting, which rewrites the options to
+    ``(opts & ~0x1F0) | 0x8``, and all four from the names of the service's fallback order (MMPC,
+    FileShares, InternalDefinitionUpdateServer, MicrosoftUpdateServer); the last three with medium
+    confidence. Unnamed bits seen in the DLL: 0x4, 0x10, 0x40, 0x200, 0x400. Which combinations
+    the DLL refuses: :func:`options_refused`.
     """
 
     NONE = 0x0, Evidence.BIN, "high confidence: the service's configured fallback order is used"
     ASYNC = 0x1, Evidence.BIN, "high confidence: MpUpdateStart returns once the update started"
     PROGRESS = 0x2, Evidence.BIN, "high confidence: without it *_PROGRESS notifications are dropped"
-    HTTP = 0x8, Evidence.GUESS, "full package from the Microsoft security portal (MMPC)"
-    UNC = 0x20, Evidence.GUESS, "file share"
-    MANAGED = 0x80, Evidence.GUESS, "medium confidence: WSUS"
-    UNMANAGED = 0x100, Evidence.GUESS, "medium confidence: Microsoft Update / Windows Update"
+    HTTP = (
+        0x8,
+        Evidence.BIN,
+        "MMPC, the full package from the Microsoft security portal: MpClient_ForceHttpUpdate "
+        "rewrites the options to (opts & ~0x1F0) | 0x8, and the fallback-order name MMPC maps here",
+    )
+    UNC = 0x20, Evidence.BIN, "medium confidence: file share (fallback-order name FileShares)"
+    MANAGED = (
+        0x80,
+        Evidence.BIN,
+        "medium confidence: WSUS (fallback-order name InternalDefinitionUpdateServer)",
+    )
+    UNMANAGED = (
+        0x100,
+        Evidence.BIN,
+        "medium confidence: Microsoft Update / Windows Update "
+        "(fallback-order name MicrosoftUpdateServer)",
+    )
 
 
-#: The update-source bits: more than one of them in one call is E_INVALIDARG [BIN].
-SOURCE_OPTION_MASK = int(
-    UpdateOption.HTTP | UpdateOption.UNC | UpdateOption.MANAGED | UpdateOption.UNMANAGED
-)
+# The option check of MpUpdateStart in the shipped DLL [BIN, 4.18.1909.6]. The fakes refuse
+# exactly what it refuses: fakes/dll.py through options_refused(), fakes/native/mpfake.c with its
+# own #defines, which a test holds equal to these.
+
+#: The update-source bits as the DLL's option check counts them [BIN]: more than one of them in
+#: one call is E_INVALIDARG. The four named sources plus the unnamed bits 0x10 and 0x40.
+SOURCE_OPTION_MASK = 0x1F8
+
+#: An unnamed option bit seen in the DLL [BIN]; what it selects is unknown.
+OPTION_0X200 = 0x200
+
+#: Bits the DLL refuses together with :data:`OPTION_0X200` [BIN]: HTTP, 0x10, UNC, 0x40.
+OPTIONS_REFUSED_WITH_0X200 = 0x78
+
+
+def options_refused(options: int) -> bool:
+    """True where ``MpUpdateStart`` answers E_INVALIDARG for these ``dwUpdateOptions`` [BIN].
+
+    As the option check of 4.18.1909.6: any bit of 0x78 combined with 0x200 is refused;
+    otherwise more than one bit of 0x1F8 (the source bits) is refused. Nothing else is.
+    """
+    value = int(options) & 0xFFFFFFFF
+    if value & OPTION_0X200 and value & OPTIONS_REFUSED_WITH_0X200:
+        return True
+    return bin(value & SOURCE_OPTION_MASK).count("1") > 1
 
 
 class Source(enum.Enum):
     """Where signatures come from, named as admins know them from ``Update-MpSignature``.
 
-    Each maps to one update-source option bit (:attr:`option`); those bits are guesses (see
-    :class:`UpdateOption`). To correct one, pass ``source=Source.DEFAULT, options=<raw int>``.
+    Each maps to one update-source option bit (:attr:`option`), read from the shipped DLL, three
+    of them with medium confidence (see :class:`UpdateOption`). To correct one, pass
+    ``source=Source.DEFAULT, options=<raw int>``.
     """
 
     DEFAULT = "Default"
@@ -234,7 +276,8 @@ class HResultInfo:
     """One known HRESULT: its symbolic name, what it means, the usual fix and its category.
 
     ``evidence`` is GUESS where the symbolic name is ours (antimalware-facility codes, which no
-    public header names); the code and its meaning come from MPCLIENT.md section 6.
+    public header names); the code and its meaning come from MPCLIENT.md sections 5 and 6, and
+    Windows' own wording (as FormatMessageW gives it in English) where Windows has one.
     """
 
     code: int
@@ -258,8 +301,15 @@ def _hr(
 
 _C = HResultCategory
 
-#: HRESULTs users meet (MPCLIENT.md section 6), unsigned. The offline fallback for messages; where
-#: ``MpErrorMessageFormat`` is available its text wins. Shared by the fakes.
+_SERVICE_HINT = (
+    "the Microsoft Defender Antivirus service (WinDefend) is not running; start it, "
+    "or check that Defender is not disabled by another antivirus product"
+)
+
+#: HRESULTs users meet (MPCLIENT.md sections 5 and 6), unsigned. The offline fallback for
+#: messages: ``MpErrorMessageFormat``'s text wins where it answers, then (on Windows, for system
+#: codes) FormatMessageW's; see :func:`mpupdate.errors.message_for`. Shared by the fakes, whose
+#: MpErrorMessageFormat answers with these texts. Names are unique (scenarios use them).
 HRESULTS: dict[int, HResultInfo] = dict(
     [
         _hr(0x00000000, "S_OK", "The operation completed successfully.", None, _C.SUCCESS),
@@ -271,11 +321,17 @@ HRESULTS: dict[int, HResultInfo] = dict(
             "run from an elevated (administrator) prompt; tamper protection can also refuse",
             _C.ACCESS_DENIED,
         ),
+        # [BIN] The shipped DLL answers E_INVALIDARG also to a NULL manager handle, in
+        # MpUpdateStart (with or without callback info) and MpErrorMessageFormat: seen calling the
+        # x64 DLL of platform 4.18.1909.6 under Wine. A non-NULL handle of the wrong kind is
+        # E_HANDLE there; newer DLLs answer E_INVALIDARG to it too (seen for MpHandleClose,
+        # assumed for MpUpdateControl [GUESS]).
         _hr(
             0x80070057,
             "E_INVALIDARG",
             "The parameter is incorrect.",
-            "check the options: at most one update-source bit, and callback info is required",
+            "check the arguments: at most one update-source bit (none of 0x78 with 0x200), "
+            "callback info is required, and the manager handle must be open (not NULL)",
             _C.INVALID_ARGUMENT,
             Evidence.BIN,
         ),
@@ -286,6 +342,48 @@ HRESULTS: dict[int, HResultInfo] = dict(
             "a handle of the wrong kind or one already closed was passed",
             _C.INVALID_HANDLE,
             Evidence.BIN,
+        ),
+        # Met before a manager exists (MPCLIENT.md section 5), when MpErrorMessageFormat cannot
+        # describe them: Windows' own wording, as FormatMessageW gives it in English.
+        _hr(
+            0x80070002,
+            "ERROR_FILE_NOT_FOUND",
+            "The system cannot find the file specified.",
+            "if MpManagerOpen failed: it needs the files beside MpClient.dll (it looks for "
+            "MsMpLics.dll there), so a copied MpClient.dll alone does not work; load the one in "
+            "the Defender folder (backend=None finds it)",
+            _C.OTHER,
+        ),
+        _hr(
+            0x80070003,
+            "ERROR_PATH_NOT_FOUND",
+            "The system cannot find the path specified.",
+            "a folder in a path does not exist: check the MpClient.dll path and, for file-share "
+            "updates, the share's path",
+            _C.OTHER,
+        ),
+        _hr(
+            0x80070426,
+            "ERROR_SERVICE_NOT_ACTIVE",
+            "The service has not been started.",
+            _SERVICE_HINT,
+            _C.SERVICE_UNAVAILABLE,
+        ),
+        _hr(
+            0x800706BA,
+            # The facility-1 form below already has the plain name (scenarios name codes by it).
+            "HRESULT_FROM_WIN32(RPC_S_SERVER_UNAVAILABLE)",
+            "The RPC server is unavailable.",
+            _SERVICE_HINT,
+            _C.SERVICE_UNAVAILABLE,
+        ),
+        _hr(
+            0x800700C1,
+            "ERROR_BAD_EXE_FORMAT",
+            "%1 is not a valid Win32 application.",
+            "the DLL is not a valid DLL for this Python's bitness: a 64-bit Python needs the "
+            "x64 MpClient.dll, a 32-bit Python the one in the X86 subfolder",
+            _C.BACKEND,
         ),
         _hr(
             0x800710DD,
@@ -307,8 +405,7 @@ HRESULTS: dict[int, HResultInfo] = dict(
             0x800106BA,
             "RPC_S_SERVER_UNAVAILABLE",  # in facility 1, as MpClient reports it
             "The RPC server is unavailable.",
-            "the Microsoft Defender Antivirus service (WinDefend) is not running; start it, "
-            "or check that Defender is not disabled by another antivirus product",
+            _SERVICE_HINT,
             _C.SERVICE_UNAVAILABLE,
         ),
         _hr(
@@ -434,4 +531,5 @@ ERROR_INVALID_OPERATION = 0x800710DD
 
 #: Where MpClient.dll lives (MPCLIENT.md section 5). Relative to the environment's folders.
 DEFENDER_REGISTRY_KEY = r"SOFTWARE\Microsoft\Windows Defender"
-DEFENDER_REGISTRY_VALUE = "InstallLocation"  # not in official docs [GUESS until verified]
+#: Not in official docs; [BIN] Microsoft's own LoadMpClientHelper reads it (RRF_SUBKEY_WOW6464KEY).
+DEFENDER_REGISTRY_VALUE = "InstallLocation"

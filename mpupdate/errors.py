@@ -9,6 +9,11 @@ known, the usual fix::
 HRESULTs are handled as *unsigned* 32-bit ints in Python (``0x80070005``, as written in docs and
 logs); the C layer's signed values are converted at the boundary with :func:`to_unsigned`.
 
+The human message comes from the best source that has one (:func:`message_for`):
+``MpErrorMessageFormat`` where a manager handle exists (the shipped DLL answers E_INVALIDARG
+without one [BIN]), else, on Windows and for system codes, the system's own text
+(``FormatMessageW``), else the offline table of :mod:`mpupdate.constants`.
+
 Exception classes follow the *cause* (:class:`AccessDeniedError`, :class:`NetworkError`, ...), so
 ``except mpupdate.NetworkError`` catches a network failure whether ``MpUpdateStart`` refused at
 once or the update reported it at the end. A failed update raises an :class:`UpdateError`
@@ -17,7 +22,9 @@ subclass that is also the cause's class, and carries the full :class:`~mpupdate.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional
+import functools
+import sys
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from .constants import HRESULTS, HResultCategory, HResultInfo
 
@@ -33,6 +40,7 @@ __all__ = [
     "NetworkError",
     "ProtocolError",
     "ServiceUnavailableError",
+    "SystemFormatter",
     "UpdateAccessDeniedError",
     "UpdateError",
     "UpdateNetworkError",
@@ -41,7 +49,10 @@ __all__ = [
     "error_for",
     "failed",
     "format_hresult",
+    "format_system_message",
     "hresult_name",
+    "is_system_hresult",
+    "message_for",
     "to_signed",
     "to_unsigned",
     "update_error_for",
@@ -101,12 +112,123 @@ def describe(hresult: int) -> HResultInfo:
     return HResultInfo(code, hresult_name(code), message, None, category, Evidence.GUESS)
 
 
+SystemFormatter = Callable[[int], Optional[str]]
+"""Gives the operating system's text for an unsigned HRESULT, or None when it has none."""
+
+_CUSTOMER_BIT = 0x20000000
+_FACILITY_MASK = 0x0FFF0000
+_ANTIMALWARE_FACILITY = 0x00500000
+
+
+def is_system_hresult(hresult: int) -> bool:
+    """True for a failure code whose text the operating system may hold.
+
+    Facility Win32 (``0x8007xxxx``) and the other Microsoft facilities (``0x8000xxxx``,
+    ``0x8001xxxx``, ...), but neither customer codes (bit 29 set) nor the antimalware facility
+    0x50, whose texts are MpClient's own. Success codes never: the system's text for Win32 code 1
+    ("Incorrect function.") is not what S_FALSE means.
+    """
+    code = to_unsigned(hresult)
+    return (
+        failed(code) and not code & _CUSTOMER_BIT and code & _FACILITY_MASK != _ANTIMALWARE_FACILITY
+    )
+
+
+_FORMAT_MESSAGE_IGNORE_INSERTS = 0x00000200
+_FORMAT_MESSAGE_FROM_SYSTEM = 0x00001000
+
+if sys.platform == "win32":
+
+    @functools.lru_cache(maxsize=1)
+    def _format_message_w() -> Any:
+        """kernel32's FormatMessageW with its prototype (ctypes is imported on first use)."""
+        import ctypes
+        from ctypes import wintypes
+
+        # kernel32 is a KnownDLL, mapped into every process already: naming it cannot load a
+        # planted file (unlike MpClient.dll, which is never loaded by bare name).
+        function = ctypes.WinDLL("kernel32", use_last_error=True).FormatMessageW
+        function.restype = wintypes.DWORD
+        function.argtypes = (
+            wintypes.DWORD,  # dwFlags
+            wintypes.LPCVOID,  # lpSource
+            wintypes.DWORD,  # dwMessageId
+            wintypes.DWORD,  # dwLanguageId
+            wintypes.LPWSTR,  # lpBuffer
+            wintypes.DWORD,  # nSize, in WCHARs
+            ctypes.c_void_p,  # Arguments
+        )
+        return function
+
+    def format_system_message(hresult: int) -> Optional[str]:
+        """Windows' own text for an HRESULT (``FormatMessageW`` from the system's message table).
+
+        None when the system has no text for the code (and always off Windows). A facility-Win32
+        code is looked up by its Win32 error number. The text is in the user's language, as
+        ``MpErrorMessageFormat``'s is; inserts such as ``%1`` are left as they are.
+        """
+        import ctypes
+
+        code = to_unsigned(hresult)
+        message_id = code & 0xFFFF if code & 0xFFFF0000 == 0x80070000 else code
+        try:
+            function = _format_message_w()
+        except (OSError, AttributeError):
+            return None
+        buffer = ctypes.create_unicode_buffer(4096)
+        length = int(
+            function(
+                _FORMAT_MESSAGE_FROM_SYSTEM | _FORMAT_MESSAGE_IGNORE_INSERTS,
+                None,
+                message_id,
+                0,  # the thread's, then the user's, then the system's language
+                buffer,
+                len(buffer),
+                None,
+            )
+        )
+        text = buffer.value[:length].strip() if length else ""
+        return text or None
+
+else:
+
+    def format_system_message(hresult: int) -> Optional[str]:
+        """Windows' own text for an HRESULT (``FormatMessageW``): always None off Windows."""
+        return None
+
+
+def message_for(
+    hresult: int,
+    dll_text: Optional[str] = None,
+    system: Optional[SystemFormatter] = format_system_message,
+) -> str:
+    """The human text for an HRESULT, from the first source that has one.
+
+    1. ``dll_text``: what ``MpErrorMessageFormat`` gave (only with a manager handle);
+    2. ``system(code)`` for a system code (:func:`is_system_hresult`): by default
+       :func:`format_system_message`, which is FormatMessageW on Windows and None elsewhere;
+    3. the offline table (:func:`describe`), whose generic text covers any other code.
+
+    Blank texts count as none; texts are stripped. Pure but for ``system``, which a caller (or a
+    test) may replace, or turn off with None.
+    """
+    if dll_text is not None and dll_text.strip():
+        return dll_text.strip()
+    code = to_unsigned(hresult)
+    if system is not None and is_system_hresult(code):
+        text = system(code)
+        if text is not None and text.strip():
+            return text.strip()
+    return describe(code).message
+
+
 class MpError(Exception):
     """A call into MpClient failed.
 
     Attributes: ``function`` (the export or step that failed), ``hresult`` (unsigned int),
-    ``name`` (symbolic name), ``message`` (from ``MpErrorMessageFormat`` where available, else the
-    offline table) and ``hint`` (the usual fix, or None).
+    ``name`` (symbolic name), ``message`` (as :func:`message_for` chooses it where the call site
+    could ask the DLL or the system; the offline table when none is given) and ``hint`` (the usual
+    fix, or None).
     """
 
     def __init__(

@@ -40,7 +40,12 @@
 
 #define MPF_OPTION_ASYNC 0x1u
 #define MPF_OPTION_PROGRESS 0x2u
-#define MPF_SOURCE_MASK 0x1A8u /* HTTP | UNC | MANAGED | UNMANAGED */
+/* The DLL's option check [BIN, 4.18.1909.6]: any of 0x78 with 0x200 is E_INVALIDARG, otherwise
+ * more than one bit of 0x1F8 (the source bits) is. Equal to mpupdate.constants' SOURCE_OPTION_MASK,
+ * OPTION_0X200 and OPTIONS_REFUSED_WITH_0X200 (tests/unit/test_native_numbers.py checks). */
+#define MPF_SOURCE_MASK 0x1F8u /* HTTP | 0x10 | UNC | 0x40 | MANAGED | UNMANAGED */
+#define MPF_OPTION_0X200 0x200u /* unnamed */
+#define MPF_OPTIONS_REFUSED_WITH_0X200 0x78u /* HTTP | 0x10 | UNC | 0x40 */
 #define MPF_CONTROL_ABORT 0u
 #define MPF_CONTROL_PAUSE 1u
 #define MPF_CONTROL_RESUME 2u
@@ -773,6 +778,8 @@ int32_t WINAPI MpUpdateStart(MPHANDLE hMpHandle, uint32_t dwUpdateOptions,
     update_t *unused, *update;
     MPCALLBACK_FUNCTION function;
 
+    if (hMpHandle == NULL) /* [BIN] E_INVALIDARG, not E_HANDLE, with or without callback info */
+        return answer(FN_START, 2, manager, options, 0, MPF_E_INVALIDARG);
     if (!find_handle("MpUpdateStart", hMpHandle, 1u << KIND_MANAGER, &kind, &unused))
         return answer(FN_START, 2, manager, options, 0, MPF_E_HANDLE);
     if (pCallbackInfo == NULL || phUpdateHandle == NULL)
@@ -783,7 +790,8 @@ int32_t WINAPI MpUpdateStart(MPHANDLE hMpHandle, uint32_t dwUpdateOptions,
         violation("MpUpdateStart was given a NULL callback function (the real DLL crashes)");
         return (int32_t)MPF_E_INVALIDARG;
     }
-    if (bit_count(options & MPF_SOURCE_MASK) > 1)
+    if (((options & MPF_OPTION_0X200) && (options & MPF_OPTIONS_REFUSED_WITH_0X200)) ||
+        bit_count(options & MPF_SOURCE_MASK) > 1) /* [BIN] the DLL's option check */
         return answer(FN_START, 2, manager, options, 0, MPF_E_INVALIDARG);
     lock();
     start_hresult = G.start_hresult;
@@ -1007,6 +1015,8 @@ int32_t WINAPI MpErrorMessageFormat(MPHANDLE hMpHandle, int32_t hr, uint16_t **p
     uint16_t *buffer = NULL;
     size_t units = 0;
 
+    if (hMpHandle == NULL) /* [BIN] E_INVALIDARG, not E_HANDLE */
+        return answer(FN_FORMAT, 2, value, code, 0, MPF_E_INVALIDARG);
     if (!find_handle("MpErrorMessageFormat", hMpHandle, 1u << KIND_MANAGER, &kind, &unused))
         return answer(FN_FORMAT, 2, value, code, 0, MPF_E_HANDLE);
     if (ppszText == NULL)

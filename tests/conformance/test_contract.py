@@ -7,6 +7,7 @@ states them (BIN/DOC); the fakes' scenario-dependent values only on scripted lan
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -32,6 +33,18 @@ from mpupdate.machine import outcome_of
 from .conftest import Lane
 
 ASYNC_PROGRESS = int(UpdateOption.ASYNC | UpdateOption.PROGRESS)
+#: The bits of 0x1F8, which the DLL's option check counts as update sources [BIN].
+SOURCE_BITS = [0x8, 0x10, 0x20, 0x40, 0x80, 0x100]
+#: What that check refuses [BIN, 4.18.1909.6]: every pair of source bits, all six at once, and
+#: each bit of 0x78 together with the unnamed bit 0x200.
+REFUSED_OPTIONS = [
+    *(a | b for a, b in itertools.combinations(SOURCE_BITS, 2)),
+    0x1F8,
+    *(bit | 0x200 for bit in (0x8, 0x10, 0x20, 0x40)),
+]
+#: What it lets through: no source bit, one source bit, 0x200 alone or with a source bit outside
+#: 0x78, and unnamed bits outside 0x1F8 | 0x200 beside a source bit.
+ACCEPTED_OPTIONS = [0x0, *SOURCE_BITS, 0x200, 0x200 | 0x80, 0x200 | 0x100, 0x4 | 0x8, 0x400 | 0x100]
 #: Long enough for a real update over a slow link; the fakes finish in milliseconds.
 REAL_TIMEOUT = 1800.0
 
@@ -77,15 +90,95 @@ def test_update_start_requires_callback_info_and_an_out_pointer(lane: Lane) -> N
             hr(backend.MpUpdateStart(manager.handle, ASYNC_PROGRESS, info, ffi.NULL))
             == E_INVALIDARG
         )
-        # [BIN] a handle that is not a manager handle
-        assert hr(backend.MpUpdateStart(ffi.NULL, ASYNC_PROGRESS, info, out)) == E_HANDLE
-        # [BIN] more than one update-source bit (which bits are source bits is a GUESS)
+        # [BIN] more than one update-source bit
         two = ASYNC_PROGRESS | int(UpdateOption.HTTP | UpdateOption.UNC)
         assert hr(backend.MpUpdateStart(manager.handle, two, info, out)) == E_INVALIDARG
         assert list(sink.events) == []
     finally:
         manager.close()
         unregister(token)
+
+
+def test_a_null_manager_handle_is_an_invalid_argument(lane: Lane) -> None:
+    # [BIN] the x64 DLL of 4.18.1909.6, called under Wine: E_INVALIDARG, not E_HANDLE, for NULL
+    backend = lane.backend()
+    sink = Sink()
+    token = register(sink)
+    try:
+        info = ffi.new("MPCALLBACK_INFO *")
+        info.pfnCallbackFunction = lib.mpupdate_callback
+        info.CallbackContext = token
+        out = ffi.new("MPHANDLE *")
+        assert hr(backend.MpUpdateStart(ffi.NULL, ASYNC_PROGRESS, info, out)) == E_INVALIDARG
+        assert hr(backend.MpUpdateStart(ffi.NULL, ASYNC_PROGRESS, ffi.NULL, out)) == E_INVALIDARG
+        assert out[0] == ffi.NULL
+        text = ffi.new("uint16_t **")
+        denied = to_signed(E_ACCESSDENIED)
+        assert hr(backend.MpErrorMessageFormat(ffi.NULL, denied, text)) == E_INVALIDARG
+        assert text[0] == ffi.NULL
+        assert list(sink.events) == []
+    finally:
+        unregister(token)
+
+
+def test_a_handle_that_was_never_issued_is_an_invalid_handle(lane: Lane) -> None:
+    lane.require_scripted()  # the real DLL would dereference it
+    backend = lane.backend()
+    sink = Sink()
+    token = register(sink)
+    try:
+        info = ffi.new("MPCALLBACK_INFO *")
+        info.pfnCallbackFunction = lib.mpupdate_callback
+        info.CallbackContext = token
+        bogus = ffi.cast("MPHANDLE", 0x42)
+        out = ffi.new("MPHANDLE *")
+        assert hr(backend.MpUpdateStart(bogus, ASYNC_PROGRESS, info, out)) == E_HANDLE
+        text = ffi.new("uint16_t **")
+        denied = to_signed(E_ACCESSDENIED)
+        assert hr(backend.MpErrorMessageFormat(bogus, denied, text)) == E_HANDLE
+        assert out[0] == ffi.NULL and text[0] == ffi.NULL
+    finally:
+        unregister(token)
+
+
+def _start_answers(lane: Lane, options: list[int], **backend_options: Any) -> dict[str, Any]:
+    """What MpUpdateStart answers to each of ``options`` (with ASYNC | PROGRESS) on one manager,
+    keyed by hex; accepted updates are closed at once (on the fakes that waits for them)."""
+    backend = lane.backend(**backend_options)
+    manager = Manager(backend)
+    sink = Sink()
+    token = register(sink)
+    answers: dict[str, Any] = {}
+    try:
+        info = ffi.new("MPCALLBACK_INFO *")
+        info.pfnCallbackFunction = lib.mpupdate_callback
+        info.CallbackContext = token
+        for value in options:
+            out = ffi.new("MPHANDLE *")
+            answer = hr(backend.MpUpdateStart(manager.handle, ASYNC_PROGRESS | value, info, out))
+            answers[hex(value)] = answer
+            if out[0] != ffi.NULL:
+                assert hr(backend.MpHandleClose(out[0])) == S_OK
+        answers["completes"] = [e.notify for e in sink.events].count(Notify.SIGUPDATE_COMPLETE)
+    finally:
+        manager.close()
+        unregister(token)
+    return answers
+
+
+def test_update_start_refuses_the_option_combinations_the_dll_refuses(lane: Lane) -> None:
+    # [BIN] the option check of 4.18.1909.6; nothing starts, so this is safe on the real lane
+    answers = _start_answers(lane, REFUSED_OPTIONS)
+    assert answers == {**{hex(o): E_INVALIDARG for o in REFUSED_OPTIONS}, "completes": 0}
+
+
+def test_update_start_accepts_the_option_combinations_the_dll_lets_through(lane: Lane) -> None:
+    lane.require_scripted()  # each of these would start a real update (0x200's meaning unknown)
+    answers = _start_answers(lane, ACCEPTED_OPTIONS, scenario="updated", delivery="immediate")
+    assert answers == {
+        **{hex(o): S_OK for o in ACCEPTED_OPTIONS},
+        "completes": len(ACCEPTED_OPTIONS),
+    }
 
 
 def test_pause_and_resume_are_refused(lane: Lane) -> None:

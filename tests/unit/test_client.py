@@ -16,6 +16,7 @@ from mpupdate.constants import (
     E_ABORT,
     E_ACCESSDENIED,
     E_HANDLE,
+    E_INVALIDARG,
     E_TIMEOUT,
     S_OK,
     Notify,
@@ -209,6 +210,82 @@ def test_cancel_uses_the_update_handle_where_the_dll_follows_the_docs() -> None:
         assert operation.wait().outcome is Outcome.CANCELLED
         assert operation.abort_handle == "update"
     assert len(fake.calls_to("MpUpdateControl")) == 1
+
+
+class NewerDll(FakeMpClient):
+    """Answers E_INVALIDARG, not E_HANDLE, to MpUpdateControl with a handle of the wrong kind,
+    as newer DLLs do (MPCLIENT.md section 5). ``refuse_every_handle`` makes every kind wrong."""
+
+    refuse_every_handle = False
+
+    def MpUpdateControl(self, hMpHandle: Any, control: int) -> int:
+        value = self._value(hMpHandle)
+        wanted = ("manager", "update") if self.abort_handle == "either" else (self.abort_handle,)
+        if self.refuse_every_handle or self.open_handles.get(value) not in wanted:
+            self._log("MpUpdateControl", (value, int(control)), E_INVALIDARG)
+            return to_signed(E_INVALIDARG)
+        return super().MpUpdateControl(hMpHandle, control)
+
+
+def controls(fake: FakeMpClient) -> list[tuple[int, Any]]:
+    return [(c.args[0], c.hresult) for c in fake.calls_to("MpUpdateControl")]
+
+
+def test_cancel_falls_back_to_the_manager_handle_on_e_invalidarg_and_remembers_it() -> None:
+    fake = NewerDll("cancelled", delivery="timed")  # wants the manager handle
+    with mpupdate.Client(fake) as client:
+        with client.start_update() as operation:
+            next(operation.events())
+            operation.cancel()
+            result = operation.wait()
+        assert operation.abort_handle == "manager"
+        assert client.abort_handle == "manager"
+        assert controls(fake) == [(0x1000_0010, E_INVALIDARG), (0x1000_0000, S_OK)]
+        with client.start_update() as second:
+            next(second.events())
+            second.cancel()
+            assert second.wait().outcome is Outcome.CANCELLED
+        assert controls(fake)[2:] == [(0x1000_0000, S_OK)]  # the manager first: one call
+        assert second.abort_handle == "manager"
+    assert result.outcome is Outcome.CANCELLED
+    assert result.events[-1].hresult == E_ABORT
+
+
+def test_cancel_falls_back_to_the_update_handle_on_e_invalidarg_and_remembers_it() -> None:
+    fake = NewerDll("cancelled", delivery="timed", abort_handle="update")
+    with mpupdate.Client(fake) as client:
+        client.abort_handle = "manager"  # as if the manager handle had worked last time
+        with client.start_update() as operation:
+            next(operation.events())
+            operation.cancel()
+            result = operation.wait()
+        assert operation.abort_handle == "update"
+        assert client.abort_handle == "update"
+        assert controls(fake) == [(0x1000_0000, E_INVALIDARG), (0x1000_0010, S_OK)]
+        with client.start_update() as second:
+            next(second.events())
+            second.cancel()
+            assert second.wait().outcome is Outcome.CANCELLED
+        assert controls(fake)[2:] == [(0x1000_0020, S_OK)]  # the update handle first: one call
+        assert second.abort_handle == "update"
+    assert result.outcome is Outcome.CANCELLED
+    assert result.events[-1].hresult == E_ABORT
+
+
+def test_cancel_refused_as_the_wrong_kind_by_both_handles_raises_invalid_argument() -> None:
+    fake = NewerDll("cancelled", delivery="timed", abort_handle="update")
+    with mpupdate.Client(fake) as client:
+        operation = client.start_update()
+        next(operation.events())
+        fake.refuse_every_handle = True
+        with pytest.raises(mpupdate.InvalidArgumentError) as caught:
+            operation.cancel()
+        assert caught.value.function == "MpUpdateControl"
+        assert controls(fake) == [(0x1000_0010, E_INVALIDARG), (0x1000_0000, E_INVALIDARG)]
+        assert operation.abort_handle is None and client.abort_handle is None
+        fake.refuse_every_handle = False
+        operation.close()
+    assert operation.result is not None and operation.result.outcome is Outcome.CANCELLED
 
 
 class AbortDenied(FakeMpClient):

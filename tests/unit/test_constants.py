@@ -7,6 +7,9 @@ import enum
 import pytest
 
 from mpupdate.constants import (
+    DEFENDER_REGISTRY_VALUE,
+    OPTION_0X200,
+    OPTIONS_REFUSED_WITH_0X200,
     PROGRESS_NOTIFICATIONS,
     SOURCE_OPTION_MASK,
     CallbackType,
@@ -17,6 +20,7 @@ from mpupdate.constants import (
     Source,
     Stage,
     UpdateOption,
+    options_refused,
 )
 
 E = Evidence
@@ -40,15 +44,16 @@ NOTIFICATIONS = [
     ("SIGUPDATE_COMPLETE", 0x800D, E.BIN),
 ]
 
-# MPUPDATE_OPTION_*: NONE/ASYNC/PROGRESS are BIN, the source bits GUESS.
+# MPUPDATE_OPTION_*: all BIN (MPCLIENT.md section 3); UNC, MANAGED and UNMANAGED with medium
+# confidence, which their notes say.
 OPTIONS = [
     ("NONE", 0x0, E.BIN),
     ("ASYNC", 0x1, E.BIN),
     ("PROGRESS", 0x2, E.BIN),
-    ("HTTP", 0x8, E.GUESS),
-    ("UNC", 0x20, E.GUESS),
-    ("MANAGED", 0x80, E.GUESS),
-    ("UNMANAGED", 0x100, E.GUESS),
+    ("HTTP", 0x8, E.BIN),
+    ("UNC", 0x20, E.BIN),
+    ("MANAGED", 0x80, E.BIN),
+    ("UNMANAGED", 0x100, E.BIN),
 ]
 
 CALLBACK_TYPES = [("SIGUPDATE", 6, E.DOC)]
@@ -112,11 +117,43 @@ def test_evidence_marks_have_the_md_spelling():
     ]
 
 
-def test_guessed_source_options_are_marked_as_guesses_in_their_notes():
-    assert UpdateOption.MANAGED.note == "medium confidence: WSUS"
-    assert UpdateOption.UNMANAGED.note == "medium confidence: Microsoft Update / Windows Update"
-    assert UpdateOption.HTTP.note == "full package from the Microsoft security portal (MMPC)"
-    assert UpdateOption.UNC.note == "file share"
+def test_source_option_notes_give_the_binary_evidence_and_its_confidence():
+    assert UpdateOption.HTTP.note == (
+        "MMPC, the full package from the Microsoft security portal: MpClient_ForceHttpUpdate "
+        "rewrites the options to (opts & ~0x1F0) | 0x8, and the fallback-order name MMPC maps here"
+    )
+    assert UpdateOption.UNC.note == (
+        "medium confidence: file share (fallback-order name FileShares)"
+    )
+    assert UpdateOption.MANAGED.note == (
+        "medium confidence: WSUS (fallback-order name InternalDefinitionUpdateServer)"
+    )
+    assert UpdateOption.UNMANAGED.note == (
+        "medium confidence: Microsoft Update / Windows Update "
+        "(fallback-order name MicrosoftUpdateServer)"
+    )
+
+
+def test_confidence_of_bin_options_is_stated_only_where_mpclient_md_grades_it():
+    members = UpdateOption.__members__.values()  # iterating a flag skips NONE
+    prefixes = {m.name: m.note.split(":", 1)[0] for m in members}
+    graded = {name: prefix for name, prefix in prefixes.items() if prefix.endswith(" confidence")}
+    assert graded == {
+        "NONE": "high confidence",
+        "ASYNC": "high confidence",
+        "PROGRESS": "high confidence",
+        "UNC": "medium confidence",
+        "MANAGED": "medium confidence",
+        "UNMANAGED": "medium confidence",
+    }
+
+
+def test_no_update_option_is_a_guess_any_more():
+    assert [m.name for m in UpdateOption.__members__.values() if m.evidence is not E.BIN] == []
+
+
+def test_the_registry_value_naming_the_defender_folder():
+    assert DEFENDER_REGISTRY_VALUE == "InstallLocation"
 
 
 def test_members_carry_notes_and_derived_members_may_have_none():
@@ -208,10 +245,43 @@ def test_coerce_on_callback_type_names_the_enumeration_in_errors():
 # -- options and sources -----------------------------------------------------------------------
 
 
-def test_source_option_mask_is_the_four_guessed_source_bits():
-    assert SOURCE_OPTION_MASK == 0x8 | 0x20 | 0x80 | 0x100 == 0x1A8
-    assert type(SOURCE_OPTION_MASK) is int
+def test_option_check_masks_are_the_dll_s():
+    # [BIN] 4.18.1909.6: the source bits are 0x1F8 (the four named ones plus 0x10 and 0x40);
+    # 0x200 may not be combined with any of 0x78.
+    assert SOURCE_OPTION_MASK == 0x8 | 0x10 | 0x20 | 0x40 | 0x80 | 0x100 == 0x1F8
+    assert OPTION_0X200 == 0x200
+    assert OPTIONS_REFUSED_WITH_0X200 == 0x8 | 0x10 | 0x20 | 0x40 == 0x78
+    for value in (SOURCE_OPTION_MASK, OPTION_0X200, OPTIONS_REFUSED_WITH_0X200):
+        assert type(value) is int
     assert not SOURCE_OPTION_MASK & (UpdateOption.ASYNC | UpdateOption.PROGRESS)
+    named = UpdateOption.HTTP | UpdateOption.UNC | UpdateOption.MANAGED | UpdateOption.UNMANAGED
+    assert int(named) & SOURCE_OPTION_MASK == int(named)
+
+
+SOURCE_BITS = [0x8, 0x10, 0x20, 0x40, 0x80, 0x100]
+
+
+@pytest.mark.parametrize("extra", [0x0, 0x1, 0x2, 0x3, 0x4, 0x400, 0xFFFFF800])
+def test_options_refused_exactly_as_the_dll_s_option_check(extra):
+    # Bits outside 0x1F8 | 0x200 never matter, whatever else is set.
+    for a in SOURCE_BITS:
+        assert options_refused(extra | a) is False, hex(extra | a)
+        for b in SOURCE_BITS:
+            if b != a:
+                assert options_refused(extra | a | b) is True, hex(extra | a | b)
+        with_0x200 = extra | a | 0x200
+        assert options_refused(with_0x200) is bool(a & 0x78), hex(with_0x200)
+    assert options_refused(extra) is False
+    assert options_refused(extra | 0x200) is False
+    assert options_refused(extra | 0x1F8) is True
+    assert options_refused(extra | 0x1F8 | 0x200) is True
+
+
+def test_options_refused_takes_update_option_flags_and_raw_ints():
+    assert options_refused(UpdateOption.HTTP | UpdateOption.UNC) is True
+    assert options_refused(UpdateOption.ASYNC | UpdateOption.PROGRESS | UpdateOption.HTTP) is False
+    assert options_refused(0x208) is True
+    assert options_refused(0x280) is False
 
 
 def test_update_options_combine_as_raw_integers():

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import pickle
+import sys
 from datetime import datetime, timedelta, timezone
+from typing import Optional
 
 import pytest
 
-from mpupdate.constants import Evidence, HResultCategory, Source
+import mpupdate
+from mpupdate.constants import HRESULTS, Evidence, HResultCategory, Source
 from mpupdate.errors import (
     AccessDeniedError,
     BackendUnavailableError,
@@ -25,7 +28,10 @@ from mpupdate.errors import (
     error_for,
     failed,
     format_hresult,
+    format_system_message,
     hresult_name,
+    is_system_hresult,
+    message_for,
     to_signed,
     to_unsigned,
     update_error_for,
@@ -125,8 +131,8 @@ def test_hresult_name_of_known_codes(hresult, name):
 @pytest.mark.parametrize(
     ("hresult", "name"),
     [
-        (0x80070002, "HRESULT_FROM_WIN32(2)"),
         (0x80070490, "HRESULT_FROM_WIN32(1168)"),
+        (0x80070020, "HRESULT_FROM_WIN32(32)"),
         (0x8007FFFF, "HRESULT_FROM_WIN32(65535)"),
         (0x80070000, "HRESULT_FROM_WIN32(0)"),
     ],
@@ -149,7 +155,7 @@ def test_hresult_name_of_unknown_codes_is_the_hex_value(hresult, name):
         (0x80070005, "0x80070005 E_ACCESSDENIED"),
         (-2147024891, "0x80070005 E_ACCESSDENIED"),
         (0, "0x00000000 S_OK"),
-        (0x80070002, "0x80070002 HRESULT_FROM_WIN32(2)"),
+        (0x80070490, "0x80070490 HRESULT_FROM_WIN32(1168)"),
         (0x80501234, "0x80501234"),
         (0x12345, "0x00012345"),
     ],
@@ -182,7 +188,7 @@ def test_describe_antimalware_names_are_marked_as_ours():
         (0x80501234, "An antimalware (facility 0x50) error.", HResultCategory.OTHER),
         (0xC050FFFF, "An antimalware (facility 0x50) error.", HResultCategory.OTHER),
         (0x80040001, "An error this package has no description for.", HResultCategory.OTHER),
-        (0x80070002, "An error this package has no description for.", HResultCategory.OTHER),
+        (0x80070490, "An error this package has no description for.", HResultCategory.OTHER),
     ],
 )
 def test_describe_unknown_codes_falls_back_to_a_generic_guess(hresult, message, category):
@@ -356,7 +362,12 @@ def test_protocol_error_defaults():
         (0x80070643, MpError),
         (0x8050A001, MpError),
         (0x80501234, MpError),
+        (0x80070490, MpError),
         (0x80070002, MpError),
+        (0x80070003, MpError),
+        (0x80070426, ServiceUnavailableError),
+        (0x800706BA, ServiceUnavailableError),
+        (0x800700C1, BackendUnavailableError),
     ],
 )
 def test_error_for_picks_the_class_of_the_cause(hresult, cls):
@@ -453,3 +464,240 @@ def test_pickling_update_error_keeps_the_result():
     assert _attrs(copy) == _attrs(error)
     assert copy.result == result
     assert str(copy) == str(error)
+
+
+# -- codes met before a manager exists ---------------------------------------------------------
+
+SERVICE_HINT = (
+    "the Microsoft Defender Antivirus service (WinDefend) is not running; start it, "
+    "or check that Defender is not disabled by another antivirus product"
+)
+FILE_HINT = (
+    "if MpManagerOpen failed: it needs the files beside MpClient.dll (it looks for MsMpLics.dll "
+    "there), so a copied MpClient.dll alone does not work; load the one in the Defender folder "
+    "(backend=None finds it)"
+)
+
+
+@pytest.mark.parametrize(
+    ("code", "name", "message", "hint", "category"),
+    [
+        (
+            0x80070002,
+            "ERROR_FILE_NOT_FOUND",
+            "The system cannot find the file specified.",
+            FILE_HINT,
+            HResultCategory.OTHER,
+        ),
+        (
+            0x80070003,
+            "ERROR_PATH_NOT_FOUND",
+            "The system cannot find the path specified.",
+            "a folder in a path does not exist: check the MpClient.dll path and, for file-share "
+            "updates, the share's path",
+            HResultCategory.OTHER,
+        ),
+        (
+            0x80070005,
+            "E_ACCESSDENIED",
+            "Access is denied.",
+            ACCESS_HINT,
+            HResultCategory.ACCESS_DENIED,
+        ),
+        (
+            0x80070426,
+            "ERROR_SERVICE_NOT_ACTIVE",
+            "The service has not been started.",
+            SERVICE_HINT,
+            HResultCategory.SERVICE_UNAVAILABLE,
+        ),
+        (
+            0x800706BA,
+            "HRESULT_FROM_WIN32(RPC_S_SERVER_UNAVAILABLE)",
+            "The RPC server is unavailable.",
+            SERVICE_HINT,
+            HResultCategory.SERVICE_UNAVAILABLE,
+        ),
+        (
+            0x800106BA,
+            "RPC_S_SERVER_UNAVAILABLE",
+            "The RPC server is unavailable.",
+            SERVICE_HINT,
+            HResultCategory.SERVICE_UNAVAILABLE,
+        ),
+        (
+            0x8007007E,
+            "ERROR_MOD_NOT_FOUND",
+            "The specified module could not be found.",
+            "no MpClient library is loaded (see mpupdate.backends)",
+            HResultCategory.BACKEND,
+        ),
+        (
+            0x8007007F,
+            "ERROR_PROC_NOT_FOUND",
+            "The specified procedure could not be found.",
+            "the loaded library lacks this export; is it really MpClient.dll?",
+            HResultCategory.BACKEND,
+        ),
+        (
+            0x800700C1,
+            "ERROR_BAD_EXE_FORMAT",
+            "%1 is not a valid Win32 application.",
+            "the DLL is not a valid DLL for this Python's bitness: a 64-bit Python needs the x64 "
+            "MpClient.dll, a 32-bit Python the one in the X86 subfolder",
+            HResultCategory.BACKEND,
+        ),
+    ],
+)
+def test_codes_met_before_a_manager_exists_have_windows_wording(
+    code, name, message, hint, category
+):
+    info = describe(code)
+    assert (info.code, info.name, info.message, info.hint, info.category, info.evidence) == (
+        code,
+        name,
+        message,
+        hint,
+        category,
+        Evidence.DOC,
+    )
+
+
+def test_every_name_in_the_offline_table_is_unique():
+    # fakes.scenario maps names back to codes: two codes under one name would not round-trip.
+    names = [info.name for info in HRESULTS.values()]
+    assert sorted(n for n in set(names) if names.count(n) > 1) == []
+    assert [n for n in names if n != n.upper()] == []  # scenarios look names up upper-cased
+
+
+@pytest.mark.parametrize("code", [0x800706BA, 0x800106BA, 0x80070002, 0x80070426, 0x800700C1])
+def test_scenarios_write_and_read_the_new_codes_by_name(code):
+    from mpupdate.fakes import Scenario
+
+    data = Scenario("x", open_hresult=code).to_dict()
+    assert data["open_hresult"] == HRESULTS[code].name
+    assert Scenario.from_dict(data, "<test>").open_hresult == code
+
+
+def test_the_null_handle_fact_is_recorded_with_e_invalidarg():
+    info = describe(0x80070057)
+    assert info.evidence is Evidence.BIN
+    assert info.hint == (
+        "check the arguments: at most one update-source bit (none of 0x78 with 0x200), "
+        "callback info is required, and the manager handle must be open (not NULL)"
+    )
+
+
+# -- which source gives the message ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("hresult", "expected"),
+    [
+        (0x80070002, True),  # facility Win32
+        (0x800706BA, True),
+        (0x80004005, True),  # facility NULL
+        (0x800106BA, True),  # facility RPC
+        (0x8024402C, True),  # Windows Update: the system may or may not have text
+        (-2147024891, True),
+        (0x8050800C, False),  # antimalware: MpClient's own texts
+        (0xC050FFFF, False),
+        (0xA0070005, False),  # customer bit
+        (0x00000000, False),  # success codes never
+        (0x00000001, False),
+        (0x00070005, False),
+    ],
+)
+def test_is_system_hresult(hresult, expected):
+    assert is_system_hresult(hresult) is expected
+
+
+class RecordingFormatter:
+    """A stand-in for FormatMessageW: answers from a dict and records what it was asked."""
+
+    def __init__(self, texts: dict[int, Optional[str]]) -> None:
+        self.texts = texts
+        self.asked: list[int] = []
+
+    def __call__(self, code: int) -> Optional[str]:
+        self.asked.append(code)
+        return self.texts.get(code)
+
+
+def test_message_for_prefers_the_dll_s_text_and_does_not_ask_the_system():
+    system = RecordingFormatter({0x80070005: "Zugriff verweigert"})
+    assert message_for(0x80070005, "  Accès refusé.\r\n", system) == "Accès refusé."
+    assert system.asked == []
+
+
+def test_message_for_takes_the_system_text_for_a_system_code_without_dll_text():
+    system = RecordingFormatter({0x80070002: "Das System kann die Datei nicht finden.\r\n"})
+    assert message_for(-2147024894, None, system) == "Das System kann die Datei nicht finden."
+    assert message_for(0x80070002, "   ", system) == "Das System kann die Datei nicht finden."
+    assert system.asked == [0x80070002, 0x80070002]  # unsigned, whatever form it was given in
+
+
+def test_message_for_falls_back_to_the_offline_table_when_the_system_has_no_text():
+    system = RecordingFormatter({0x80070426: "  "})
+    assert message_for(0x80070426, None, system) == "The service has not been started."
+    assert message_for(0x800706BA, None, system) == "The RPC server is unavailable."
+    assert message_for(0x80070490, None, system) == "An error this package has no description for."
+    assert system.asked == [0x80070426, 0x800706BA, 0x80070490]
+
+
+def test_message_for_never_asks_the_system_about_antimalware_customer_or_success_codes():
+    system = RecordingFormatter({})
+    assert message_for(0x8050800C, None, system) == (
+        "The antimalware definitions are invalid (bad input data)."
+    )
+    assert message_for(0x80501234, None, system) == "An antimalware (facility 0x50) error."
+    assert message_for(0xA0070005, None, system) == "An error this package has no description for."
+    assert message_for(0x00000001, None, system) == "No update was needed."
+    assert system.asked == []
+
+
+def test_message_for_without_a_system_formatter_uses_the_offline_table():
+    assert message_for(0x80070002, None, None) == "The system cannot find the file specified."
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="FormatMessageW answers on Windows")
+def test_format_system_message_is_none_off_windows():
+    assert format_system_message(0x80070005) is None
+    assert message_for(0x80070002) == "The system cannot find the file specified."
+
+
+@pytest.mark.skipif(sys.platform != "win32", reason="FormatMessageW exists only on Windows")
+def test_format_system_message_gives_windows_text_on_windows():
+    text = format_system_message(0x80070005)
+    assert text is not None and text == text.strip() and text
+    assert message_for(0x80070005) == text
+    assert format_system_message(0xA0001234) is None  # a customer code: not in the system's table
+
+
+def test_import_mpupdate_does_not_import_ctypes_for_messages():
+    import subprocess
+
+    code = (
+        "import sys, mpupdate; print('ctypes' in sys.modules); "
+        "mpupdate.errors.message_for(0x80070002); print('ctypes' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    # Only FormatMessageW needs ctypes, and only on Windows, where it is loaded on first use.
+    assert done.stdout.split() == ["False", str(sys.platform == "win32")]
+
+
+def test_a_failed_manager_open_reads_the_file_not_found_text_and_hint():
+    from mpupdate.fakes import FakeMpClient, Scenario
+
+    expected = format_system_message(0x80070002) or "The system cannot find the file specified."
+    fake = FakeMpClient(Scenario("x", open_hresult=0x80070002))
+    with pytest.raises(MpError) as caught:
+        mpupdate.Client(fake)
+    assert type(caught.value) is MpError
+    assert str(caught.value) == (
+        f"MpManagerOpen failed: 0x80070002 ERROR_FILE_NOT_FOUND: {expected}\nHint: {FILE_HINT}"
+    )
+    result = mpupdate.update(
+        backend=FakeMpClient(Scenario("x", open_hresult=0x80070002)), check=False
+    )
+    assert (result.hresult, result.message, result.hint) == (0x80070002, expected, FILE_HINT)

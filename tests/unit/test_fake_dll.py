@@ -95,7 +95,7 @@ def test_update_start_argument_checks(harness_for: Any) -> None:
     assert hr(fake.MpUpdateStart(h.manager, ASYNC_PROGRESS, h.info, ffi.NULL)) == E_INVALIDARG
     bogus = ffi.cast("MPHANDLE", 0x1234)
     assert hr(fake.MpUpdateStart(bogus, ASYNC_PROGRESS, h.info, out)) == E_HANDLE
-    assert hr(fake.MpUpdateStart(ffi.NULL, ASYNC_PROGRESS, h.info, out)) == E_HANDLE
+    assert hr(fake.MpUpdateStart(ffi.NULL, ASYNC_PROGRESS, h.info, out)) == E_INVALIDARG  # [BIN]
     two_sources = ASYNC_PROGRESS | UpdateOption.HTTP | UpdateOption.UNC
     assert hr(fake.MpUpdateStart(h.manager, two_sources, h.info, out)) == E_INVALIDARG
     assert h.sink.events == type(h.sink.events)()  # nothing was delivered
@@ -404,7 +404,8 @@ def test_error_message_is_utf16_and_must_be_freed_with_mp_free_memory(harness_fo
 def test_error_message_checks_its_arguments(harness_for: Any) -> None:
     h = harness_for()
     text = ffi.new("uint16_t **")
-    assert hr(h.fake.MpErrorMessageFormat(ffi.NULL, 5, text)) == E_HANDLE
+    assert hr(h.fake.MpErrorMessageFormat(ffi.NULL, 5, text)) == E_INVALIDARG  # [BIN]
+    assert hr(h.fake.MpErrorMessageFormat(ffi.cast("MPHANDLE", 0x1234), 5, text)) == E_HANDLE
     assert hr(h.fake.MpErrorMessageFormat(h.manager, 5, ffi.NULL)) == E_INVALIDARG
     assert hr(h.fake.MpErrorMessageFormat(h.manager, 0x12345, text)) == E_FAIL  # not described
     h.close()
