@@ -24,7 +24,7 @@ import struct
 import sys
 import threading
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Protocol, Union, runtime_checkable
 
@@ -107,14 +107,28 @@ def _read_header(path: str) -> Optional[bytes]:
     try:
         with open(path, "rb") as stream:
             return stream.read(4096)
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a path the file system cannot spell
         return None
 
+
+#: Where Windows itself records its folders (HKLM, 64-bit view; REG_SZ values).
+CURRENT_VERSION_KEY = r"SOFTWARE\Microsoft\Windows\CurrentVersion"
+NT_CURRENT_VERSION_KEY = r"SOFTWARE\Microsoft\Windows NT\CurrentVersion"
+
+#: Known folders asked of SHGetKnownFolderPath, by the names this module uses.
+KNOWN_FOLDERS = {
+    "ProgramData": "{62AB5D82-FDC1-4DC3-A9DD-070D1D495D97}",  # FOLDERID_ProgramData
+    "Windows": "{F38BF404-1D43-42F2-9305-67DE0B28FC23}",  # FOLDERID_Windows
+}
 
 if sys.platform == "win32":
 
     def _read_registry(key: str, value: str) -> Optional[str]:
-        """HKLM\\<key>\\<value> from the 64-bit view (Defender's), or None."""
+        """HKLM\\<key>\\<value> from the 64-bit view, only if it is a REG_SZ; else None.
+
+        As Microsoft's own loader reads InstallLocation (``RRF_RT_REG_SZ |
+        RRF_SUBKEY_WOW6464KEY``): an expandable or other kind of value is not taken.
+        """
         import winreg
 
         try:
@@ -124,9 +138,30 @@ if sys.platform == "win32":
                 data, kind = winreg.QueryValueEx(handle, value)
         except OSError:
             return None
-        if kind in (winreg.REG_SZ, winreg.REG_EXPAND_SZ) and isinstance(data, str):
+        if kind == winreg.REG_SZ and isinstance(data, str):
             return data
         return None
+
+    def _known_folder(name: str) -> Optional[str]:
+        """A folder from the known-folder API (SHGetKnownFolderPath), or None."""
+        import ctypes
+        import uuid
+        from ctypes import wintypes
+
+        guid = uuid.UUID(KNOWN_FOLDERS[name])
+        folder_id = (ctypes.c_ubyte * 16).from_buffer_copy(guid.bytes_le)
+        out = ctypes.c_wchar_p()
+        shell32 = ctypes.WinDLL("shell32", use_last_error=True)
+        ole32 = ctypes.WinDLL("ole32")
+        get = shell32.SHGetKnownFolderPath
+        get.argtypes = [ctypes.c_void_p, wintypes.DWORD, wintypes.HANDLE, ctypes.c_void_p]
+        get.restype = ctypes.c_long
+        try:
+            if get(ctypes.byref(folder_id), 0, None, ctypes.byref(out)) != 0:
+                return None
+            return out.value or None
+        finally:
+            ole32.CoTaskMemFree(out)
 
 else:
 
@@ -134,19 +169,67 @@ else:
         """There is no registry here."""
         return None
 
+    def _known_folder(name: str) -> Optional[str]:
+        """There are no known folders here."""
+        return None
+
+
+#: sysconfig.get_platform() of a Windows Python -> the PE machine its DLLs must have.
+PLATFORM_MACHINES = {"win32": 0x014C, "win-amd64": 0x8664, "win-arm64": 0xAA64}
+
+
+def process_machine(platform: Optional[str] = None) -> int:
+    """The PE machine a DLL must have to load into this Python process.
+
+    Taken from the interpreter's own platform (:func:`sysconfig.get_platform`), never from
+    :func:`platform.machine`, which names the OS's machine: an x64 Python on ARM64 Windows runs
+    emulated and must load the x64 DLL. (``platform.machine`` also queries WMI on Python 3.12+.)
+    """
+    if platform is None:
+        import sysconfig
+
+        platform = sysconfig.get_platform()
+    machine = PLATFORM_MACHINES.get(platform)
+    if machine is not None:
+        return machine
+    return 0x014C if struct.calcsize("P") == 4 else 0x8664  # only consulted on Windows
+
 
 def _process_machine() -> int:
-    """The PE machine a DLL must have to load into this Python process."""
-    if struct.calcsize("P") == 4:
-        return 0x014C
-    import platform
+    return process_machine()
 
-    return 0xAA64 if platform.machine().lower() in ("arm64", "aarch64") else 0x8664
+
+class _CaseInsensitiveEnviron(Mapping[str, str]):
+    """Environment variables as Windows looks them up: ``ProgramFiles`` finds ``PROGRAMFILES``.
+
+    ``os.environ`` on Windows keeps its keys upper-cased, so ``dict(os.environ)`` is
+    case-sensitive and misses every mixed-case name.
+    """
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._items = {key.upper(): value for key, value in environ.items()}
+
+    def __getitem__(self, key: str) -> str:
+        return self._items[key.upper()]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        return f"_CaseInsensitiveEnviron({self._items!r})"
 
 
 @dataclass(frozen=True)
 class LoaderEnvironment:
-    """Everything :func:`locate_mpclient` looks at, injectable so the logic is tested anywhere."""
+    """Everything :func:`locate_mpclient` looks at, injectable so the logic is tested anywhere.
+
+    ``environ`` is looked up case-insensitively when ``windows`` is true, as Windows does.
+    ``read_registry(key, value)`` answers HKLM's 64-bit view, REG_SZ values only;
+    ``known_folder(name)`` the known-folder API for the names in :data:`KNOWN_FOLDERS`.
+    """
 
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     read_registry: Callable[[str, str], Optional[str]] = _read_registry
@@ -154,9 +237,48 @@ class LoaderEnvironment:
     cwd: str = field(default_factory=os.getcwd)
     machine: int = field(default_factory=_process_machine)
     windows: bool = sys.platform == "win32"
+    known_folder: Callable[[str], Optional[str]] = _known_folder
+
+    def __post_init__(self) -> None:
+        if self.windows and not isinstance(self.environ, _CaseInsensitiveEnviron):
+            object.__setattr__(self, "environ", _CaseInsensitiveEnviron(self.environ))
+
+    def folder(self, name: str) -> Optional[str]:
+        """A system folder by its environment-variable name, from the best evidence there is.
+
+        The registry (``ProgramFilesDir``, ``ProgramFilesDir (x86)``, ``ProgramW6432Dir``,
+        ``SystemRoot``) and the known-folder API (ProgramData, Windows) first: environment
+        variables are weak evidence, since any process of the same user can set them for an
+        elevated one (``HKCU\\Environment``). The environment is the fallback where those
+        say nothing. ``ProgramFiles`` is this process's view: ``Program Files (x86)`` for a
+        32-bit Python on 64-bit Windows, as ``%ProgramFiles%`` is there.
+        """
+        found: Optional[str] = None
+        if name == "ProgramFiles":
+            if self.machine == 0x014C:
+                found = self.read_registry(CURRENT_VERSION_KEY, "ProgramFilesDir (x86)")
+            found = found or self.read_registry(CURRENT_VERSION_KEY, "ProgramFilesDir")
+        elif name == "ProgramFiles(x86)":
+            found = self.read_registry(CURRENT_VERSION_KEY, "ProgramFilesDir (x86)")
+        elif name == "ProgramW6432":
+            # Read in the 64-bit view, ProgramFilesDir is the native Program Files too (Wine
+            # has no ProgramW6432Dir; 32-bit Windows has one Program Files).
+            found = self.read_registry(
+                CURRENT_VERSION_KEY, "ProgramW6432Dir"
+            ) or self.read_registry(CURRENT_VERSION_KEY, "ProgramFilesDir")
+        elif name == "ProgramData":
+            found = self.known_folder("ProgramData")
+        elif name == "SystemRoot":
+            found = self.known_folder("Windows") or self.read_registry(
+                NT_CURRENT_VERSION_KEY, "SystemRoot"
+            )
+        if found and ntpath.isabs(found):
+            return found
+        fallback = self.environ.get(name)
+        return fallback if fallback and ntpath.isabs(fallback) else None
 
 
-def _trusted_roots(env: Mapping[str, str]) -> list[str]:
+def _trusted_roots(environment: LoaderEnvironment) -> list[str]:
     """The folders MpClient.dll may legitimately live in (MPCLIENT.md section 5)."""
     roots = []
     for variable, tail in (
@@ -167,9 +289,11 @@ def _trusted_roots(env: Mapping[str, str]) -> list[str]:
         ("ProgramFiles", r"Microsoft Security Client"),
         ("SystemRoot", r"WinSxS"),
     ):
-        base = env.get(variable)
-        if base and ntpath.isabs(base):
-            roots.append(ntpath.normpath(ntpath.join(base, tail)))
+        base = environment.folder(variable)
+        if base:
+            root = ntpath.normpath(ntpath.join(base, tail))
+            if root not in roots:
+                roots.append(root)
     return roots
 
 
@@ -195,7 +319,7 @@ def _rejection(path: str, environment: LoaderEnvironment, trusted: bool) -> Opti
     if trusted:
         if ntpath.basename(normalized).lower() != "mpclient.dll":
             return "not named MpClient.dll"
-        roots = _trusted_roots(environment.environ)
+        roots = _trusted_roots(environment)
         if not any(_inside(normalized, root) for root in roots):
             return "outside the Defender folders (" + "; ".join(roots or ["none known"]) + ")"
     header = environment.read_header(normalized)
@@ -214,19 +338,38 @@ def _rejection(path: str, environment: LoaderEnvironment, trusted: bool) -> Opti
     return None
 
 
+def _same_folder(a: str, b: str) -> bool:
+    return ntpath.normcase(ntpath.normpath(a)) == ntpath.normcase(ntpath.normpath(b))
+
+
 def mpclient_candidates(environment: LoaderEnvironment) -> list[str]:
-    """Where to look, in order: InstallLocation (the current platform), then ``%ProgramFiles%``."""
+    """Where to look, in order: InstallLocation (the current platform), then ``%ProgramFiles%``.
+
+    As Microsoft's own loader does [BIN]: a 64-bit process loads ``InstallLocation +
+    MpClient.dll``; a 32-bit one ``InstallLocation + X86\\MpClient.dll``, unless
+    InstallLocation is ``%ProgramW6432%\\Windows Defender\\``, when it loads
+    ``%ProgramFiles%\\Windows Defender\\MpClient.dll`` (its own, 32-bit, Program Files).
+    The inbox folder comes last, as this package's fallback when InstallLocation's DLL is absent.
+    """
     candidates = []
+    program_files = environment.folder("ProgramFiles")
+    inbox = (
+        ntpath.join(program_files, "Windows Defender", "MpClient.dll") if program_files else None
+    )
     location = environment.read_registry(DEFENDER_REGISTRY_KEY, DEFENDER_REGISTRY_VALUE)
     if location:
         location = ntpath.normpath(location)
         if environment.machine == 0x014C:
-            # [GUESS] updated platform folders keep their 32-bit DLLs in an x86 subfolder.
-            candidates.append(ntpath.join(location, "x86", "MpClient.dll"))
-        candidates.append(ntpath.join(location, "MpClient.dll"))
-    program_files = environment.environ.get("ProgramFiles")
-    if program_files:
-        candidates.append(ntpath.join(program_files, "Windows Defender", "MpClient.dll"))
+            w6432 = environment.folder("ProgramW6432")
+            if w6432 and _same_folder(location, ntpath.join(w6432, "Windows Defender")):
+                if inbox:
+                    candidates.append(inbox)
+            else:
+                candidates.append(ntpath.join(location, "X86", "MpClient.dll"))
+        else:
+            candidates.append(ntpath.join(location, "MpClient.dll"))
+    if inbox and not any(_same_folder(inbox, seen) for seen in candidates):
+        candidates.append(inbox)
     return candidates
 
 
@@ -265,7 +408,11 @@ def check_override(
         return reason, []
     notes = [f"loading MpClient from an explicit path: {path}"]
     if environment.windows and _rejection(path, environment, trusted=True) is not None:
-        notes.append("that path is outside the Defender folders; only do this for tests")
+        notes.append(
+            "that path is outside the Defender folders; only do this for tests (a copied "
+            "MpClient.dll also needs its sibling files: MpManagerOpen looks for MsMpLics.dll "
+            "beside it and fails with 0x80070002 without it)"
+        )
     pathmod = ntpath if environment.windows else posixpath
     folder = pathmod.normcase(pathmod.dirname(pathmod.normpath(path)))
     if folder == pathmod.normcase(pathmod.normpath(environment.cwd)):
@@ -307,7 +454,10 @@ class DllBackend:
                     "load MpClient",
                     E_NOT_LOADED,
                     "the MpClient path override was refused",
-                    f"pass an absolute path to an existing file ({ENV_PATH} or dll:<path>)",
+                    f"pass an absolute path to an existing file ({ENV_PATH} or dll:<path>); "
+                    "a real MpClient.dll works only beside its sibling files (MsMpLics.dll "
+                    "and the rest of its Defender folder), so name it where Defender installed "
+                    "it rather than a copy",
                     tried=((path, reason),),
                 )
             for note in notes:
@@ -345,7 +495,7 @@ def _load(lib: Any, path: str) -> None:
                 "use one MpClient library per process",
                 tried=((path, "one library per process"),),
             )
-        hr = to_unsigned(lib.mpupdate_load(os.fsencode(path)))
+        hr = to_unsigned(lib.mpupdate_load(_path_bytes(path)))
         if hr:
             detail = lib.mpupdate_load_error()
             from ._native import ffi
@@ -369,6 +519,26 @@ def _load(lib: Any, path: str) -> None:
                 ((path, "missing " + ", ".join(names)),),
             )
         _loaded_path = path
+
+
+_WINDOWS = sys.platform == "win32"  # a bool, so the POSIX branch stays reachable for mypy
+
+
+def _path_bytes(path: str) -> bytes:
+    """The path as the loader takes it: UTF-8 on Windows (it converts to UTF-16 for
+    ``LoadLibraryExW``), never the ANSI code page; the file system's bytes elsewhere."""
+    if not _WINDOWS:
+        return os.fsencode(path)
+    try:
+        return path.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BackendUnavailableError(
+            "load MpClient",
+            E_NOT_LOADED,
+            "the path is not valid Unicode (it holds a lone surrogate)",
+            "name the DLL by a path Windows can spell",
+            tried=((path, "not valid Unicode"),),
+        ) from None
 
 
 def _unavailable(tried: tuple[tuple[str, str], ...], windows: bool) -> BackendUnavailableError:

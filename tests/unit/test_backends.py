@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ntpath
 import struct
+import sys
 from typing import Optional
 
 import pytest
@@ -15,6 +16,7 @@ from mpupdate.backends import (
     locate_mpclient,
     mpclient_candidates,
     pe_machine,
+    process_machine,
 )
 from mpupdate.errors import BackendUnavailableError
 
@@ -46,17 +48,26 @@ def windows(
     machine: int = X64,
     cwd: str = r"C:\Users\ana\Downloads",
     environ: Optional[dict[str, str]] = None,
+    registry: Optional[dict[tuple[str, str], str]] = None,
+    known_folders: Optional[dict[str, str]] = None,
 ) -> LoaderEnvironment:
-    """A simulated Windows machine: its files (case-insensitive), registry and process."""
+    """A simulated Windows machine: its files (case-insensitive), registry and process.
+
+    The registry and the known folders say nothing unless given, so the environment decides.
+    """
     stored = {ntpath.normcase(path): data for path, data in files.items()}
-    registry = {KEY: install_location} if install_location else {}
+    values = dict(registry or {})
+    if install_location:
+        values[KEY] = install_location
+    folders = known_folders or {}
     return LoaderEnvironment(
         environ=ENV if environ is None else environ,
-        read_registry=lambda key, value: registry.get((key, value)),
+        read_registry=lambda key, value: values.get((key, value)),
         read_header=lambda path: stored.get(ntpath.normcase(path)),
         cwd=cwd,
         machine=machine,
         windows=True,
+        known_folder=folders.get,
     )
 
 
@@ -79,10 +90,104 @@ def test_a_missing_platform_folder_falls_back_and_says_so() -> None:
     )
 
 
-def test_32_bit_python_prefers_the_platform_x86_subfolder() -> None:
-    x86 = PLATFORM + r"\x86\MpClient.dll"
-    environment = windows({x86: pe(X86)}, install_location=PLATFORM, machine=X86)
+def test_32_bit_python_loads_the_platform_x86_subfolder() -> None:
+    x86 = PLATFORM + r"\X86\MpClient.dll"
+    environment = windows({x86: pe(X86)}, install_location=PLATFORM + "\\", machine=X86)
+    assert mpclient_candidates(environment)[0] == x86
     assert locate_mpclient(environment) == (x86, ())
+
+
+@pytest.mark.parametrize(
+    "spelling", ["C:\\Program Files\\Windows Defender\\", r"c:\PROGRAM FILES\windows defender"]
+)
+def test_32_bit_python_with_the_inbox_install_location_loads_its_own_program_files(
+    spelling: str,
+) -> None:
+    # Microsoft's loader: InstallLocation == %ProgramW6432%\Windows Defender\ means the inbox
+    # DLL, and a 32-bit process takes the one in its own %ProgramFiles% (Program Files (x86)).
+    wow = r"C:\Program Files (x86)\Windows Defender\MpClient.dll"
+    environ = {
+        **ENV,
+        "ProgramFiles": r"C:\Program Files (x86)",
+        "ProgramW6432": r"C:\Program Files",
+    }
+    environment = windows({wow: pe(X86)}, install_location=spelling, machine=X86, environ=environ)
+    assert mpclient_candidates(environment) == [wow]
+    assert locate_mpclient(environment) == (wow, ())
+
+
+def test_environment_names_are_case_insensitive_on_windows() -> None:
+    # os.environ on Windows upper-cases its keys; dict(os.environ) must still find ProgramFiles.
+    upper = {key.upper(): value for key, value in ENV.items()}
+    environment = windows({INBOX: pe(X64)}, environ=upper)
+    assert environment.environ["ProgramFiles"] == r"C:\Program Files"
+    assert locate_mpclient(environment) == (INBOX, ())
+    assert check_override(INBOX, environment) == (
+        None,
+        [rf"loading MpClient from an explicit path: {INBOX}"],
+    )
+
+
+def test_the_override_variable_is_found_whatever_its_case_on_windows() -> None:
+    environment = windows({}, environ={"Mpupdate_MpClient_Path": "relative.dll"})
+    with pytest.raises(BackendUnavailableError) as caught:
+        DllBackend(environment=environment)
+    assert caught.value.tried[0][0] == "relative.dll"
+
+
+def test_the_registry_outranks_environment_variables_for_trusted_folders() -> None:
+    # A same-user process can point %ProgramFiles% at a folder it owns; the registry wins.
+    evil_root = r"C:\Users\ana\AppData\Local\Temp\pf"
+    evil = evil_root + r"\Windows Defender\MpClient.dll"
+    registry = {
+        (r"SOFTWARE\Microsoft\Windows\CurrentVersion", "ProgramFilesDir"): r"C:\Program Files",
+    }
+    environment = windows(
+        {evil: pe(X64), INBOX: pe(X64)},
+        environ={**ENV, "ProgramFiles": evil_root},
+        registry=registry,
+    )
+    assert mpclient_candidates(environment) == [INBOX]
+    assert locate_mpclient(environment) == (INBOX, ())
+    reason, notes = check_override(evil, environment)
+    assert reason is None and "outside the Defender folders" in notes[1]
+
+
+def test_known_folders_outrank_environment_variables() -> None:
+    platform_dll = PLATFORM + r"\MpClient.dll"
+    environment = windows(
+        {platform_dll: pe(X64)},
+        install_location=PLATFORM,
+        environ={**ENV, "ProgramData": r"C:\Users\ana"},
+        known_folders={"ProgramData": r"C:\ProgramData", "Windows": r"C:\Windows"},
+    )
+    assert locate_mpclient(environment) == (platform_dll, ())
+    fooled = windows(
+        {r"C:\Users\ana\Microsoft\Windows Defender\Platform\1\MpClient.dll": pe(X64)},
+        install_location=r"C:\Users\ana\Microsoft\Windows Defender\Platform\1",
+        environ={**ENV, "ProgramData": r"C:\Users\ana"},
+        known_folders={"ProgramData": r"C:\ProgramData"},
+    )
+    path, tried = locate_mpclient(fooled)
+    assert path is None and tried[0][1].startswith("outside the Defender folders")
+
+
+@pytest.mark.parametrize(
+    ("platform", "machine"),
+    [("win-amd64", X64), ("win32", X86), ("win-arm64", ARM64)],
+)
+def test_the_process_machine_is_the_interpreters_not_the_oss(
+    platform: str, machine: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import platform as platform_module
+    import sysconfig
+
+    # An x64 Python on ARM64 Windows: the OS says ARM64, the interpreter loads x64 DLLs.
+    monkeypatch.setattr(platform_module, "machine", lambda: "ARM64")
+    monkeypatch.setattr(sysconfig, "get_platform", lambda: platform)
+    assert process_machine() == machine
+    assert process_machine(platform) == machine
+    assert LoaderEnvironment(environ={}).machine == machine
 
 
 def test_missing_defender_names_every_path_tried() -> None:
@@ -195,7 +300,9 @@ def test_an_untrusted_override_is_allowed_but_announced_loudly() -> None:
         None,
         [
             rf"loading MpClient from an explicit path: {share}",
-            "that path is outside the Defender folders; only do this for tests",
+            "that path is outside the Defender folders; only do this for tests (a copied "
+            "MpClient.dll also needs its sibling files: MpManagerOpen looks for MsMpLics.dll "
+            "beside it and fails with 0x80070002 without it)",
         ],
     )
 
@@ -240,3 +347,49 @@ def test_pe_machine_rejects_a_header_pointing_past_its_end() -> None:
     header[0x80:0x84] = b"NE\0\0"
     struct.pack_into("<I", header, 0x3C, 0x80)
     assert pe_machine(bytes(header)) is None
+
+
+# -- the real sources of evidence, on Windows (the Windows lane runs these under Wine) ------------
+
+windows_only = pytest.mark.skipif(sys.platform != "win32", reason="reads the Windows registry")
+
+
+@windows_only
+def test_the_registry_is_read_as_reg_sz_only() -> None:
+    import winreg
+
+    from mpupdate.backends import _read_registry
+
+    key = r"SOFTWARE\mpupdate-tests"
+    with winreg.CreateKeyEx(
+        winreg.HKEY_LOCAL_MACHINE, key, 0, winreg.KEY_WRITE | winreg.KEY_WOW64_64KEY
+    ) as handle:
+        winreg.SetValueEx(handle, "Plain", 0, winreg.REG_SZ, "C:\\Plain\\")
+        winreg.SetValueEx(handle, "Expandable", 0, winreg.REG_EXPAND_SZ, "%SystemDrive%\\x")
+        winreg.SetValueEx(handle, "Number", 0, winreg.REG_DWORD, 7)
+    try:
+        assert _read_registry(key, "Plain") == "C:\\Plain\\"
+        assert _read_registry(key, "Expandable") is None
+        assert _read_registry(key, "Number") is None
+        assert _read_registry(key, "Missing") is None
+        assert _read_registry(key + r"\Missing", "Plain") is None
+    finally:
+        winreg.DeleteKeyEx(winreg.HKEY_LOCAL_MACHINE, key, winreg.KEY_WOW64_64KEY, 0)
+
+
+@windows_only
+def test_trusted_folders_come_from_the_registry_and_known_folders_not_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import os
+
+    for name in ("ProgramFiles", "ProgramData", "SystemRoot", "ProgramW6432"):
+        monkeypatch.setenv(name, r"C:\Users\Public\planted")
+    environment = LoaderEnvironment(environ=dict(os.environ))
+    assert environment.environ["PROGRAMFILES"] == r"C:\Users\Public\planted"
+    for name in ("ProgramFiles", "ProgramData", "SystemRoot", "ProgramW6432"):
+        found = environment.folder(name)
+        assert found is not None and "planted" not in found, (name, found)
+    assert ntpath.normcase(environment.folder("ProgramData") or "") == ntpath.normcase(
+        r"C:\ProgramData"
+    )
