@@ -30,7 +30,9 @@ What it imitates (BIN/DOC facts from MPCLIENT.md):
   violation.
 - ``MpManagerVersionQuery``: the scenario's versions before, and after a successful update.
 - Notification data is freed (overwritten with 0xDD) right after each callback returns, as MpClient
-  frees it, so a binding that keeps a pointer reads garbage.
+  frees it, so a binding that keeps a pointer reads garbage. The poisoned blocks of the latest
+  :data:`QUARANTINE` notifications stay allocated, so such a stale read sees the poison on every
+  platform instead of whatever the allocator put there next.
 
 Violations are recorded in :attr:`FakeMpClient.violations`; with ``strict=True`` (the default) the
 offending call also raises :class:`FakeViolation`. :meth:`FakeMpClient.assert_clean` checks that
@@ -45,6 +47,7 @@ it); ``"timed"`` at the scenario's times on a :class:`~mpupdate.fakes.VirtualClo
 
 from __future__ import annotations
 
+import collections
 import functools
 import threading
 from dataclasses import dataclass, field
@@ -79,6 +82,8 @@ __all__ = ["DELIVERY_MODES", "FakeCall", "FakeHang", "FakeMpClient", "FakeUpdate
 DELIVERY_MODES = ("immediate", "thread", "timed")
 ABORT_HANDLES = ("manager", "update", "either")
 _POISON = 0xDD
+#: How many notifications' poisoned blocks a fake keeps allocated after their callbacks returned.
+QUARANTINE = 1024
 _FIRST_HANDLE = 0x1000_0000
 _HANDLE_STEP = 0x10
 
@@ -233,6 +238,9 @@ class FakeMpClient:
         self._closing: set[int] = set()
         self._next_handle = _FIRST_HANDLE
         self._allocations: dict[int, Any] = {}
+        self._quarantine: collections.deque[list[tuple[Any, int]]] = collections.deque(
+            maxlen=QUARANTINE
+        )
         self._versions = scenario.versions_before
         self._local = threading.local()
         self._base_filetime = datetime_to_filetime(self.virtual_clock.now()) - _ticks(
@@ -630,3 +638,4 @@ class FakeMpClient:
             self._local.depth -= 1
             for block, size in owned:  # MpClient frees the data as soon as the callback returns
                 ffi.memmove(block, bytes([_POISON]) * size, size)
+            self._quarantine.append(owned)

@@ -128,6 +128,9 @@ class Scenario:
     def load(cls, path: Union[str, Path]) -> Scenario:
         """Read and validate a scenario file."""
         path = Path(path)
+        if path.is_dir():
+            # Said here because Windows reports a directory as "Permission denied".
+            raise ScenarioError(str(path), "file", "cannot be read: Is a directory")
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:

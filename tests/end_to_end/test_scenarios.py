@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any, NamedTuple, Optional
 
 import pytest
@@ -168,6 +169,7 @@ def test_backend_string_may_name_a_scenario_file(tmp_path: Any) -> None:
     assert result.hresult == 0x800106BA
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="MpClient.dll may exist on Windows")
 def test_no_backend_on_linux_says_how_to_use_the_fake(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MPUPDATE_BACKEND", raising=False)
     monkeypatch.delenv("MPUPDATE_MPCLIENT_PATH", raising=False)
@@ -184,3 +186,22 @@ def test_bad_backend_arguments_are_refused_clearly() -> None:
         mpupdate.update(backend="fakes")
     with pytest.raises(TypeError, match="lacks MpManagerOpen, MpUpdateStart"):
         mpupdate.update(backend=object())  # type: ignore[arg-type]
+
+
+@pytest.mark.skipif(sys.platform != "win32", reason="searches the Windows Defender folders")
+def test_no_defender_on_windows_names_the_paths_tried_and_the_fake(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mpupdate.backends import locate_mpclient
+
+    found, _ = locate_mpclient()
+    if found is not None:
+        pytest.skip(f"this Windows has an MpClient.dll: {found}")
+    monkeypatch.delenv("MPUPDATE_BACKEND", raising=False)
+    monkeypatch.delenv("MPUPDATE_MPCLIENT_PATH", raising=False)
+    with pytest.raises(mpupdate.BackendUnavailableError) as caught:
+        mpupdate.update()
+    text = str(caught.value)
+    assert "MpClient.dll was not found in the Defender folders" in text
+    assert "Windows Defender\\MpClient.dll" in text
+    assert "backend='fake'" in text

@@ -55,6 +55,14 @@ class Native:
                 self.sig.Path = self.path
             self.data.Data.pSigUpdateData = self.sig
 
+    def decode(self) -> Event:
+        """Decode while this object (the owner of every buffer) is certainly alive.
+
+        ``decode(Native(...).data)`` would let the owner die before ``decode`` reads the
+        MPSIGUPDATE_DATA and Path it points to: a use-after-free that Linux's allocator hides.
+        """
+        return decode(self.data)
+
 
 def _decode_path(units: list[int]) -> Optional[str]:
     native = Native(0x8006, data={"percent": 1, "total": 1}, path_units=units)
@@ -143,7 +151,7 @@ def test_decoded_event_does_not_keep_a_pointer_into_the_callback_data():
 
 
 def test_unknown_notification_keeps_its_number():
-    event = decode(Native(0x800E).data)
+    event = Native(0x800E).decode()
     assert event.notify == 0x800E
     assert type(event.notify) is int
     assert event.name == "UNKNOWN_0x800E"
@@ -179,12 +187,12 @@ def test_other_callback_type_does_not_read_the_union(callback_type):
     [(-2147024891, 0x80070005), (-1, 0xFFFFFFFF), (-2147483648, 0x80000000), (1, 1)],
 )
 def test_failure_hresult_becomes_unsigned(signed, unsigned):
-    event = decode(Native(0x800D, hresult=signed).data)
+    event = Native(0x800D, hresult=signed).decode()
     assert event.hresult == unsigned
 
 
 def test_unknown_update_type_and_stage_are_kept_as_ints():
-    event = decode(Native(0x8005, data={"type": 8, "stage": 4}).data)
+    event = Native(0x8005, data={"type": 8, "stage": 4}).decode()
     assert event.update_type == 8
     assert type(event.update_type) is int
     assert event.stage == 4
@@ -192,7 +200,7 @@ def test_unknown_update_type_and_stage_are_kept_as_ints():
 
 
 def test_data_without_path_gives_none_path():
-    event = decode(Native(0x8005, data={"total": 1}).data)
+    event = Native(0x8005, data={"total": 1}).decode()
     assert event.path is None
     assert event.has_data is True
 
@@ -314,7 +322,7 @@ def test_maximum_filetime_clamps_to_datetime_max_without_raising():
 
 
 def test_garbage_timestamp_in_callback_data_decodes_to_datetime_max():
-    event = decode(Native(0x8001, filetime=0xFFFFFFFFFFFFFFFF).data)
+    event = Native(0x8001, filetime=0xFFFFFFFFFFFFFFFF).decode()
     assert event.timestamp == datetime.max.replace(tzinfo=UTC)
     assert event.filetime == 0xFFFFFFFFFFFFFFFF
 
@@ -324,7 +332,7 @@ def test_negative_filetime_clamps_to_the_epoch():
 
 
 def test_decoded_timestamp_is_aware_utc_and_keeps_the_raw_filetime():
-    event = decode(Native(0x8002, filetime=FT_2026 + 3_600 * 10_000_000).data)
+    event = Native(0x8002, filetime=FT_2026 + 3_600 * 10_000_000).decode()
     assert event.timestamp == datetime(2026, 1, 1, 1, tzinfo=UTC)
     assert event.timestamp.tzinfo is UTC
     assert event.filetime == FT_2026 + 36_000_000_000

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -49,17 +51,32 @@ def test_loading_a_missing_file_names_the_path_and_the_reason(tmp_path: Path) ->
 def test_a_relative_override_is_refused() -> None:
     with pytest.raises(BackendUnavailableError) as caught:
         DllBackend("MpClient.dll")
-    assert caught.value.tried == (
-        ("MpClient.dll", "not an absolute path (a relative name could be planted)"),
-    )
+    if sys.platform == "win32":
+        reason = (
+            "not an absolute path with a drive or UNC share "
+            "(a bare or relative name could be planted)"
+        )
+    else:
+        reason = "not an absolute path (a relative name could be planted)"
+    assert caught.value.tried == (("MpClient.dll", reason),)
     assert caught.value.message == "the MpClient path override was refused"
+    assert "MsMpLics.dll" in (caught.value.hint or "")
 
 
-def test_a_library_without_the_exports_is_refused_and_unloaded(tmp_path: Path) -> None:
+def library_without_the_exports(tmp_path: Path) -> Path:
+    """A real shared library that exports none of MpClient's functions."""
+    if sys.platform == "win32":
+        # Every Windows has it, and it exports nothing named Mp*.
+        return Path(os.environ["SYSTEMROOT"], "System32", "version.dll")
     source = tmp_path / "empty.c"
     source.write_text("int not_mpclient(void) { return 0; }\n")
     library = tmp_path / "libempty.so"
     subprocess.run(["cc", "-shared", "-fPIC", "-o", str(library), str(source)], check=True)
+    return library
+
+
+def test_a_library_without_the_exports_is_refused_and_unloaded(tmp_path: Path) -> None:
+    library = library_without_the_exports(tmp_path)
     code = f"""
 import warnings
 from mpupdate.backends import DllBackend
@@ -76,7 +93,8 @@ print(lib.mpupdate_is_loaded(), [type(w.message).__name__ for w in caught])
         "BackendUnavailableError 0x8007007f the library lacks exports MpClient.dll has: "
         "MpManagerOpen, MpUpdateStart, MpUpdateControl, MpHandleClose, MpErrorMessageFormat, "
         "MpFreeMemory, MpManagerVersionQuery",
-        "0 ['MpClientOverrideWarning']",
+        # Windows also says that the path lies outside the Defender folders.
+        f"0 {['MpClientOverrideWarning'] * (2 if sys.platform == 'win32' else 1)}",
     ]
 
 
@@ -103,3 +121,28 @@ def test_update_async_is_imported_on_first_use() -> None:
     assert mpupdate.update_async is update_async
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
         mpupdate.nothing  # type: ignore[attr-defined]  # noqa: B018
+
+
+@pytest.mark.parametrize("folder", ["Défense ✓", "日本語のフォルダ", "Ärger 𝄞"])
+def test_an_override_path_with_non_ascii_characters_loads(tmp_path: Path, folder: str) -> None:
+    from mpupdate.fakes.native.build import build_native_fake, unavailable_reason
+
+    why = unavailable_reason()
+    if why is not None:
+        pytest.skip(f"needs the native fake: {why}")
+    built = build_native_fake()
+    target = tmp_path / folder / ("MpClient" + built.suffix)
+    target.parent.mkdir()
+    shutil.copyfile(built, target)
+    # The loader takes UTF-8 and widens it for LoadLibraryExW: never the ANSI code page, in
+    # which these names cannot be spelled.
+    code = f"""
+import warnings
+from mpupdate.backends import DllBackend
+from mpupdate._native import ffi
+warnings.simplefilter("ignore")
+backend = DllBackend({str(target)!r})
+out = ffi.new("MPHANDLE *")
+print(hex(backend.MpManagerOpen(0, out) & 0xFFFFFFFF), hex(backend.MpHandleClose(out[0])))
+"""
+    assert in_fresh_python(code) == "0x0 0x0"
