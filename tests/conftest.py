@@ -14,6 +14,17 @@ if os.environ.get("MPUPDATE_EXPECT_INSTALLED") == "1":
     assert "site-packages" in mpupdate.__file__, f"testing {mpupdate.__file__}, not the wheel"
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """With MPUPDATE_REQUIRE_NATIVE_FAKE=1 (CI's lanes), a missing native fake is an error, not
+    a quiet skip of every native test."""
+    if os.environ.get("MPUPDATE_REQUIRE_NATIVE_FAKE") == "1":
+        from mpupdate.fakes.native.build import unavailable_reason
+
+        why = unavailable_reason()
+        if why is not None:
+            pytest.exit(f"MPUPDATE_REQUIRE_NATIVE_FAKE=1, but {why}", returncode=3)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--run-real",

@@ -9,29 +9,48 @@ Where the cache lives: ``cache_dir`` if given, else ``$MPUPDATE_NATIVE_FAKE_DIR`
 ``$XDG_CACHE_HOME/mpupdate/native-fake`` (``~/.cache/...``), else a folder in the temporary
 directory. The compiler is ``$CC`` if set, else ``cc``, else ``gcc``.
 
+Windows (``target`` ``"win-amd64"`` or ``"win32"``, the names of :func:`sysconfig.get_platform`):
+the library is a DLL built by mingw-w64 (``x86_64-w64-mingw32-gcc`` / ``i686-w64-mingw32-gcc``,
+or ``$CC``), with winpthreads linked statically and the exports undecorated. Its file name,
+``mpfake-<hash of the sources>-<target>.dll``, does not depend on the compiler, so a DLL
+cross-built on Linux serves a Windows Python that has no compiler at all::
+
+    python -m mpupdate.fakes.native --target win-amd64 DIR    # on Linux, with mingw-w64
+    set MPUPDATE_NATIVE_FAKE_DIR=DIR                                 # for the Windows Python
+
 This is test tooling: it needs a C compiler (the sources ship with the package, in the wheel
-and the sdist) and is not used by the installed package at run time.
+and the sdist) or such a prebuilt DLL, and is not used by the installed package at run time.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import os
 import shlex
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import uuid
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
-__all__ = ["ENV_DIR", "NativeFakeBuildError", "build_native_fake", "sources"]
+__all__ = [
+    "ENV_DIR",
+    "WINDOWS_TARGETS",
+    "NativeFakeBuildError",
+    "build_native_fake",
+    "host_target",
+    "sources",
+    "unavailable_reason",
+]
 
 ENV_DIR = "MPUPDATE_NATIVE_FAKE_DIR"
-# A plain bool rather than a sys.platform test inline: the code after the check must stay
-# reachable for type checkers that analyse the Windows platform.
-_WINDOWS = sys.platform == "win32"
+
+#: Windows targets (sysconfig.get_platform() names) and the mingw-w64 compiler for each.
+WINDOWS_TARGETS = {"win-amd64": "x86_64-w64-mingw32-gcc", "win32": "i686-w64-mingw32-gcc"}
 
 HERE = Path(__file__).resolve().parent
 
@@ -46,6 +65,22 @@ FLAGS = (
     "-Werror",
     "-std=c99",
     "-ffp-contract=off",
+)
+
+
+#: mingw-w64: a self-contained DLL (winpthreads and libgcc linked in), exports without stdcall
+#: decorations (``MpManagerOpen``, not ``_MpManagerOpen@8``), as MpClient.dll exports them.
+WINDOWS_FLAGS = (
+    "-shared",
+    "-O2",
+    "-Wall",
+    "-Wextra",
+    "-Werror",
+    "-std=c99",
+    "-ffp-contract=off",
+    "-static",
+    "-pthread",
+    "-Wl,--kill-at",
 )
 
 
@@ -71,17 +106,85 @@ def sources() -> dict[str, Path]:
     }
 
 
-def _compiler() -> list[str]:
+def host_target() -> str:
+    """The target this Python loads: a :data:`WINDOWS_TARGETS` name on Windows, else "posix"."""
+    platform = sysconfig.get_platform()
+    return platform if platform.startswith("win") else "posix"
+
+
+def _find_compiler(target: str) -> Optional[list[str]]:
     configured = os.environ.get("CC", "").strip()
     if configured:
         return shlex.split(configured)
-    for name in ("cc", "gcc"):
+    names: tuple[str, ...] = ("cc", "gcc")
+    if target in WINDOWS_TARGETS:
+        # A Windows Python uses gcc from its PATH (MSYS2, w64devkit); elsewhere the cross compiler.
+        names = ("gcc",) if host_target() == target else (WINDOWS_TARGETS[target],)
+    for name in names:
         found = shutil.which(name)
         if found:
             return [found]
-    raise NativeFakeBuildError(
-        "no C compiler found to build the native fake: install cc or gcc, or set CC"
+    return None
+
+
+def _key(parts: tuple[str, ...]) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.encode("utf-8") + b"\0")
+    for name, path in sorted(sources().items()):
+        digest.update(name.encode("utf-8") + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:20]
+
+
+def _check_target(target: Optional[str]) -> str:
+    target = target or host_target()
+    if target != "posix" and target not in WINDOWS_TARGETS:
+        raise NativeFakeBuildError(
+            f"unknown target {target!r}: use 'posix' or one of {', '.join(WINDOWS_TARGETS)}"
+        )
+    return target
+
+
+def _how_to_get_a_windows_dll(target: str) -> str:
+    return (
+        f"cross-build it on Linux with mingw-w64 (apt-get install gcc-mingw-w64): "
+        f"python -m mpupdate.fakes.native --target {target} DIR, then set {ENV_DIR}=DIR "
+        "for this Python; or put gcc (MSYS2, w64devkit) on PATH, or set CC"
     )
+
+
+def unavailable_reason(
+    cache_dir: Union[str, os.PathLike[str], None] = None, target: Optional[str] = None
+) -> Optional[str]:
+    """Why :func:`build_native_fake` cannot give a library here, or None if it can; cheap.
+
+    Checks for the sources and a compiler (or, for Windows, a prebuilt DLL), compiling nothing.
+    """
+    target = _check_target(target)
+    missing = [str(path) for path in sources().values() if not path.is_file()]
+    if missing:
+        return "the native fake's sources are missing from this installation: " + ", ".join(missing)
+    if target in WINDOWS_TARGETS and (_directory(cache_dir) / _windows_name(target)).is_file():
+        return None
+    if _find_compiler(target) is not None:
+        return None
+    if target in WINDOWS_TARGETS:
+        return (
+            f"no prebuilt native fake {_directory(cache_dir) / _windows_name(target)} and no "
+            f"C compiler: {_how_to_get_a_windows_dll(target)}"
+        )
+    return "no C compiler found to build the native fake: install cc or gcc, or set CC"
+
+
+def _windows_name(target: str) -> str:
+    return f"mpfake-{_key((*WINDOWS_FLAGS, target))}-{target}.dll"
+
+
+def _directory(cache_dir: Union[str, os.PathLike[str], None]) -> Path:
+    if cache_dir is None:
+        cache_dir = os.environ.get(ENV_DIR) or None
+    directory = Path(cache_dir) if cache_dir is not None else _default_dir()
+    return directory.expanduser().resolve()
 
 
 def _default_dir() -> Path:
@@ -101,38 +204,49 @@ def _suffix() -> str:
     return ".dylib" if sys.platform == "darwin" else ".so"
 
 
-def build_native_fake(cache_dir: Union[str, os.PathLike[str], None] = None) -> Path:
+def build_native_fake(
+    cache_dir: Union[str, os.PathLike[str], None] = None, target: Optional[str] = None
+) -> Path:
     """Build (or reuse) the native fake and return the absolute path of the shared library.
 
-    Raises :class:`NativeFakeBuildError` with the compiler command and its output on failure.
+    ``target``: ``None`` for this Python, ``"posix"``, or a :data:`WINDOWS_TARGETS` name to
+    cross-build a Windows DLL. For a Windows target an existing ``mpfake-<hash>-<target>.dll``
+    in the directory is used as it is (a prebuilt library: no compiler needed).
+
+    Raises :class:`NativeFakeBuildError` with the compiler command and its output on failure, or
+    saying how to get a library where there is no compiler.
     """
-    if _WINDOWS:
-        raise NativeFakeBuildError(
-            "the native fake is built with a POSIX C compiler and pthreads; on Windows use the "
-            "Python FakeMpClient (or the real MpClient.dll)"
-        )
+    target = _check_target(target)
     files = sources()
     missing = [str(path) for path in files.values() if not path.is_file()]
     if missing:
         raise NativeFakeBuildError(
             "the native fake's sources are missing from this installation: " + ", ".join(missing)
         )
-    compiler = _compiler()
-    root = _project_root()
-    digest = hashlib.sha256()
-    for part in (*compiler, *FLAGS, sys.platform):
-        digest.update(part.encode("utf-8") + b"\0")
-    for name, path in sorted(files.items()):
-        digest.update(name.encode("utf-8") + b"\0" + path.read_bytes() + b"\0")
-    key = digest.hexdigest()[:20]
-
-    if cache_dir is None:
-        cache_dir = os.environ.get(ENV_DIR) or None
-    directory = Path(cache_dir) if cache_dir is not None else _default_dir()
-    directory = directory.expanduser().resolve()
-    target = directory / f"libmpfake-{key}{_suffix()}"
-    if target.is_file():
-        return target
+    directory = _directory(cache_dir)
+    windows = target in WINDOWS_TARGETS
+    if windows:
+        target_path = directory / _windows_name(target)
+        if target_path.is_file():
+            return target_path
+    compiler = _find_compiler(target)
+    if compiler is None:
+        if windows:
+            raise NativeFakeBuildError(
+                f"no prebuilt native fake {target_path} and no C compiler to build it: "
+                + _how_to_get_a_windows_dll(target)
+            )
+        raise NativeFakeBuildError(
+            "no C compiler found to build the native fake: install cc or gcc, or set CC"
+        )
+    flags: tuple[str, ...]
+    if windows:
+        flags, suffix = WINDOWS_FLAGS, ".dll"
+    else:
+        flags, suffix = FLAGS, _suffix()
+        target_path = directory / f"libmpfake-{_key((*compiler, *FLAGS, sys.platform))}{suffix}"
+        if target_path.is_file():
+            return target_path
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -141,10 +255,11 @@ def build_native_fake(cache_dir: Union[str, os.PathLike[str], None] = None) -> P
             f"(set {ENV_DIR} to a writable folder)"
         ) from None
 
-    temporary = directory / f".libmpfake-{key}-{os.getpid()}-{uuid.uuid4().hex}.tmp{_suffix()}"
+    root = _project_root()
+    temporary = directory / f".{target_path.stem}-{os.getpid()}-{uuid.uuid4().hex}.tmp{suffix}"
     command = [
         *compiler,
-        *FLAGS,
+        *flags,
         "-I",
         str(root),
         "-I",
@@ -166,9 +281,31 @@ def build_native_fake(cache_dir: Union[str, os.PathLike[str], None] = None) -> P
             f"building the native fake failed (exit status {completed.returncode}):\n"
             f"  {shlex.join(command)}\n{output}"
         )
-    os.replace(temporary, target)  # atomic: a parallel build of the same key just wins or loses
-    return target
+    os.replace(temporary, target_path)  # atomic: a parallel build of the same key wins or loses
+    return target_path
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """``python -m mpupdate.fakes.native [--target T] [DIR]``: build, print the path."""
+    parser = argparse.ArgumentParser(
+        prog="python -m mpupdate.fakes.native",
+        description="Build the native fake library (or a Windows DLL of it) and print its path.",
+    )
+    parser.add_argument(
+        "--target",
+        choices=["posix", *WINDOWS_TARGETS],
+        default=None,
+        help="what to build for (default: this Python)",
+    )
+    parser.add_argument("directory", nargs="?", help=f"where to put it (default: ${ENV_DIR})")
+    arguments = parser.parse_args(argv)
+    try:
+        print(build_native_fake(arguments.directory, target=arguments.target))
+    except NativeFakeBuildError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    print(build_native_fake())
+    sys.exit(main())

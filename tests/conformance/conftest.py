@@ -9,8 +9,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import sys
 from collections.abc import Iterator
 from typing import Any, Optional
@@ -25,12 +23,6 @@ LANES = [
     "native-fake",
     pytest.param("real", marks=pytest.mark.real),
 ]
-
-
-def have_c_compiler() -> bool:
-    return sys.platform != "win32" and bool(
-        os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    )
 
 
 class Lane:
@@ -76,8 +68,12 @@ def lane(request: pytest.FixtureRequest) -> Iterator[Lane]:
             pytest.skip(f"real lane: needs Windows with Microsoft Defender; this is {sys.platform}")
         if not request.config.getoption("--run-real"):
             pytest.skip("real lane: opt in with --run-real (it runs real signature updates)")
-    if kind == "native-fake" and not have_c_compiler():
-        pytest.skip("native-fake lane: needs a C compiler to build fakes/native")
+    if kind == "native-fake":
+        from mpupdate.fakes.native.build import unavailable_reason
+
+        why = unavailable_reason()
+        if why is not None:
+            pytest.skip(f"native-fake lane: {why}")
     lane = Lane(kind)
     try:
         yield lane

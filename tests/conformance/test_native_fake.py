@@ -4,10 +4,7 @@ FakeMpClient, its reference, call for call and event for event."""
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
-import shutil
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,14 +41,23 @@ from mpupdate.fakes import (
     scenarios,
 )
 from mpupdate.fakes.native import NativeFakeMpClient, native_library
-from mpupdate.fakes.native.build import NativeFakeBuildError, build_native_fake
+from mpupdate.fakes.native.build import (
+    NativeFakeBuildError,
+    build_native_fake,
+    unavailable_reason,
+)
 from mpupdate.fakes.strategies import any_scenarios
 
-pytestmark = pytest.mark.skipif(
-    sys.platform == "win32"
-    or not (os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")),
-    reason="the native fake is built on demand with a POSIX C compiler, and none is here",
-)
+_UNAVAILABLE = unavailable_reason()
+pytestmark = pytest.mark.skipif(_UNAVAILABLE is not None, reason=f"native fake: {_UNAVAILABLE}")
+
+
+def need_compiler(directory: Path) -> None:
+    """Skip a test that compiles into ``directory`` where only a prebuilt library exists."""
+    why = unavailable_reason(directory)
+    if why is not None:
+        pytest.skip(f"compiles the native fake: {why}")
+
 
 MODES = ["immediate", "thread", "timed"]
 EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
@@ -132,6 +138,7 @@ class Harness:
 
 
 def test_build_reuses_the_cached_library(tmp_path: Path) -> None:
+    need_compiler(tmp_path)
     first = build_native_fake(tmp_path)
     stamp = first.stat().st_mtime_ns
     again = build_native_fake(tmp_path)
@@ -143,6 +150,7 @@ def test_build_reuses_the_cached_library(tmp_path: Path) -> None:
 def test_build_honours_the_environment_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    need_compiler(tmp_path)
     monkeypatch.setenv("MPUPDATE_NATIVE_FAKE_DIR", str(tmp_path))
     assert build_native_fake().parent == tmp_path.resolve()
 
