@@ -7,6 +7,10 @@ are pinned at compile time by windows_layout.c, which CI cross-compiles with min
 
 from __future__ import annotations
 
+import importlib.util
+import re
+from pathlib import Path
+
 import pytest
 
 from mpupdate._native import ffi, lib
@@ -92,3 +96,22 @@ def test_the_compiled_callback_has_exactly_the_callback_type() -> None:
     assert callback is ffi.typeof("MPCALLBACK_FUNCTION")
     assert [arg.cname for arg in callback.args] == ["uintptr_t", "struct _MPCALLBACK_DATA *"]
     assert callback.result.cname == "int32_t"
+
+
+def test_the_emitted_callback_is_declared_stdcall(tmp_path: Path) -> None:
+    # MpClient calls the callback as WINAPI (stdcall on x86); cffi must emit it so, for Windows.
+    root = Path(__file__).resolve().parents[2]
+    if not (root / "build_mpclient.py").is_file():
+        pytest.skip("needs the source checkout's build_mpclient.py")
+    spec = importlib.util.spec_from_file_location(
+        "build_mpclient_check", root / "build_mpclient.py"
+    )
+    assert spec is not None and spec.loader is not None
+    builder = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(builder)
+    emitted = tmp_path / "_mpclient.c"
+    builder.ffibuilder.emit_c_code(str(emitted))
+    text = emitted.read_text(encoding="utf-8")
+    assert re.search(r"static int32_t _cffi_stdcall mpupdate_callback\(uintptr_t \w+, ", text)
+    # ... and _cffi_stdcall is __stdcall on 32-bit Windows (both compilers cffi knows there).
+    assert re.search(r"#\s*define _cffi_stdcall\s+__stdcall", text)

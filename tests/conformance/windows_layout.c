@@ -58,6 +58,71 @@ MPCALLBACK_FUNCTION mpupdate_wrong_convention = cdecl_callback;
 
 MPCALLBACK_FUNCTION mpupdate_layout_check_callback = stdcall_callback;
 
+/* The exports' convention, pinned as the callback's is: each loader typedef must accept a WINAPI
+ * function of the DLL's signature without a cast (on x86 a typedef that lost WINAPI would make
+ * these initializers incompatible-pointer errors under -Werror). With
+ * -DMPUPDATE_EXPECT_EXPORT_MISMATCH a cdecl function is assigned instead, which must not compile
+ * on x86: CI checks that this build fails. */
+static int32_t WINAPI ref_open(uint32_t reserved, MPHANDLE *out)
+{
+    (void)reserved;
+    (void)out;
+    return 0;
+}
+static int32_t WINAPI ref_start(MPHANDLE h, uint32_t options, MPCALLBACK_INFO *info, MPHANDLE *out)
+{
+    (void)h;
+    (void)options;
+    (void)info;
+    (void)out;
+    return 0;
+}
+static int32_t WINAPI ref_control(MPHANDLE h, uint32_t control)
+{
+    (void)h;
+    (void)control;
+    return 0;
+}
+static int32_t WINAPI ref_close(MPHANDLE h)
+{
+    (void)h;
+    return 0;
+}
+static int32_t WINAPI ref_format(MPHANDLE h, int32_t hr, uint16_t **text)
+{
+    (void)h;
+    (void)hr;
+    (void)text;
+    return 0;
+}
+static void WINAPI ref_free(void *memory)
+{
+    (void)memory;
+}
+static int32_t WINAPI ref_version(MPHANDLE h, MPVERSION_INFO *info)
+{
+    (void)h;
+    (void)info;
+    return 0;
+}
+
+mpupdate_MpManagerOpen_fn mpupdate_check_open = ref_open;
+mpupdate_MpUpdateStart_fn mpupdate_check_start = ref_start;
+mpupdate_MpUpdateControl_fn mpupdate_check_control = ref_control;
+mpupdate_MpHandleClose_fn mpupdate_check_close = ref_close;
+mpupdate_MpErrorMessageFormat_fn mpupdate_check_format = ref_format;
+mpupdate_MpFreeMemory_fn mpupdate_check_free = ref_free;
+mpupdate_MpManagerVersionQuery_fn mpupdate_check_version = ref_version;
+
+#ifdef MPUPDATE_EXPECT_EXPORT_MISMATCH
+static int32_t __cdecl cdecl_close(MPHANDLE h)
+{
+    (void)h;
+    return 0;
+}
+mpupdate_MpHandleClose_fn mpupdate_wrong_export_convention = cdecl_close;
+#endif
+
 /* Take every loader function's address, so -Werror=unused-function sees them used. */
 void *mpupdate_layout_check_uses[] = {
     (void *)(uintptr_t)mpupdate_load,
