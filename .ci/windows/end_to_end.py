@@ -1,0 +1,75 @@
+"""The Windows lane's end-to-end check, run by Windows CPython under Wine as a user would run it.
+
+    python end_to_end.py EXPECTED_DLL PLANTED_FOLDER
+
+The lane has put the native fake where Defender keeps MpClient.dll and named it in the registry
+(``InstallLocation``, REG_SZ). This process starts in a folder holding a planted
+``MpClient.dll``, puts another planted folder first on ``PATH`` and points ``%ProgramFiles%``
+and ``%ProgramData%`` at it too (as a same-user process can for an elevated one). Then, with no
+backend and no override, ``mpupdate.update()`` must load EXPECTED_DLL and nothing else, with no
+warning, and the version query, the error text and ``update_async`` must work through it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import os
+import sys
+import warnings
+from ctypes import wintypes
+
+
+def loaded_mpclient() -> str:
+    """The file the process has loaded as MpClient.dll, from the loader itself."""
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+    kernel32.GetModuleHandleW.argtypes = [wintypes.LPCWSTR]
+    kernel32.GetModuleHandleW.restype = wintypes.HMODULE
+    kernel32.GetModuleFileNameW.argtypes = [wintypes.HMODULE, wintypes.LPWSTR, wintypes.DWORD]
+    module = kernel32.GetModuleHandleW("MpClient.dll")
+    if not module:
+        return "(no MpClient.dll loaded)"
+    buffer = ctypes.create_unicode_buffer(32768)
+    kernel32.GetModuleFileNameW(module, buffer, len(buffer))
+    return buffer.value
+
+
+def main() -> None:
+    expected, planted = sys.argv[1], sys.argv[2]
+    os.environ["PATH"] = planted + os.pathsep + os.environ.get("PATH", "")
+    # Upper case, as Windows' os.environ spells every name.
+    os.environ["PROGRAMFILES"] = planted
+    os.environ["PROGRAMDATA"] = planted
+    for name in ("MPUPDATE_BACKEND", "MPUPDATE_MPCLIENT_PATH"):
+        os.environ.pop(name, None)
+    warnings.simplefilter("error")  # an override announced, or anything else, fails the check
+
+    import mpupdate
+    from mpupdate.backends import locate_mpclient
+
+    found, tried = locate_mpclient()
+    assert found is not None and os.path.normcase(found) == os.path.normcase(expected), (
+        found,
+        tried,
+    )
+
+    result = mpupdate.update(timeout=60)
+    assert result.outcome is mpupdate.Outcome.UPDATED, result
+    loaded = loaded_mpclient()
+    assert os.path.normcase(loaded) == os.path.normcase(expected), f"loaded {loaded}"
+    print(f"update(): {result.outcome.name} {result.message!r} from {loaded}")
+
+    with mpupdate.Client() as client:
+        version = client.version()
+        text = client.error_message(0x80070005)
+    assert version.product is not None and text, (version, text)
+    print(f"version(): product {version.product}; error_message(E_ACCESSDENIED): {text!r}")
+
+    result = asyncio.run(mpupdate.update_async(timeout=60))
+    assert result.outcome is mpupdate.Outcome.UPDATED, result
+    print(f"update_async(): {result.outcome.name}")
+    print("end-to-end: OK")
+
+
+if __name__ == "__main__":
+    main()
