@@ -38,7 +38,9 @@ def scenario(count: int) -> Scenario:
     N = mpupdate.Notify
 
     def item(at: float, notify: mpupdate.Notify, percent: int = 0, stage: int = 2) -> Any:
-        return ScenarioNotification(at, int(notify), 0, SigUpdateData(percent, 1, 0, 2, stage, PATH))
+        return ScenarioNotification(
+            at, int(notify), 0, SigUpdateData(percent, 1, 0, 2, stage, PATH)
+        )
 
     middle = [
         ScenarioNotification(0.0, int(N.SIGUPDATE_SEARCH_START)),

@@ -570,8 +570,7 @@ def resolve_backend(spec: Union[Backend, str, None] = None) -> Backend:
     if isinstance(spec, str):
         kind, _, argument = spec.partition(":")
         if kind == "fake":
-            # Imported by name: in a source checkout the fakes live in ./fakes, mapped to
-            # mpupdate.fakes only by the installed package.
+            # Imported on use only: the fakes are test tooling, never loaded by the real path.
             fakes = importlib.import_module("mpupdate.fakes")
             backend: Backend = fakes.FakeMpClient(argument or "updated", delivery="thread")
             return backend

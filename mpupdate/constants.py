@@ -120,8 +120,8 @@ class UpdateOption(_MarkedIntFlag):
 
 
 # The option check of MpUpdateStart in the shipped DLL [BIN, 4.18.1909.6]. The fakes refuse
-# exactly what it refuses: fakes/dll.py through options_refused(), fakes/native/mpfake.c with its
-# own #defines, which a test holds equal to these.
+# exactly what it refuses: mpupdate/fakes/dll.py through options_refused(),
+# mpupdate/fakes/native/mpfake.c with its own #defines, which a test holds equal to these.
 
 #: The update-source bits as the DLL's option check counts them [BIN]: more than one of them in
 #: one call is E_INVALIDARG. The four named sources plus the unnamed bits 0x10 and 0x40.

@@ -16,7 +16,7 @@
 #include "mpupdate/_csrc/prelude.h"
 #include "mpupdate/_cdef/mpclient_types.h"
 #include "mpupdate/_csrc/loader.c"
-#include "fakes/native/mpfake_control.h"
+#include "mpupdate/fakes/native/mpfake_control.h"
 
 #include <stdio.h>
 

@@ -1,8 +1,9 @@
 """The lanes of the conformance suite: one set of tests, three implementations of the DLL.
 
 - ``python-fake``: :class:`mpupdate.fakes.FakeMpClient`, called from Python.
-- ``native-fake``: the C library of ``fakes/native`` loaded by the real backend (``DllBackend``),
-  so the compiled module, the loader and callbacks from foreign threads are exercised.
+- ``native-fake``: the C library of ``mpupdate/fakes/native`` loaded by the real backend
+  (``DllBackend``), so the compiled module, the loader and callbacks from foreign threads are
+  exercised.
 - ``real``: ``MpClient.dll`` itself. Only on Windows with ``--run-real``; skipped, with the
   reason, everywhere else. Tests that need a scripted scenario skip this lane, saying so.
 """

@@ -115,6 +115,20 @@ def test_importing_mpupdate_loads_no_dll_and_nothing_heavy() -> None:
     assert in_fresh_python(code) == "0 []"
 
 
+def test_the_fakes_have_one_import_name() -> None:
+    # Not also a top-level ``fakes`` (which made a second, unequal copy of every class), even
+    # when Python starts in the project's root.
+    root = Path(__file__).resolve().parents[2]
+    run = subprocess.run(
+        [sys.executable, "-c", "import fakes"],
+        capture_output=True,
+        text=True,
+        cwd=root,
+    )
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines()[-1] == "ModuleNotFoundError: No module named 'fakes'"
+
+
 def test_update_async_is_imported_on_first_use() -> None:
     from mpupdate.aio import update_async
 

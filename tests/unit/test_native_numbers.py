@@ -1,6 +1,6 @@
 """The native fake's numbers are the Python ones: one table, even where C needs its own #defines.
 
-``fakes/native/mpfake.c`` cannot import ``mpupdate.constants``, so it spells its numbers as
+``mpupdate/fakes/native/mpfake.c`` cannot import ``mpupdate.constants``, so it spells its numbers as
 ``#define MPF_...`` lines. This test reads those lines (no compiler needed) and holds every one of
 them equal to the Python value it copies, so a number changed on one side only fails here.
 """
