@@ -10,24 +10,38 @@
 #define MPUPDATE_E_INVALID_OPERATION ((int32_t)0x800710DDL) /* already loaded / nothing to unload */
 #define MPUPDATE_E_INVALIDARG ((int32_t)0x80070057L)
 
-typedef int32_t (WINAPI *mpupdate_MpManagerOpen_fn)(uint32_t, MPHANDLE *);
-typedef int32_t (WINAPI *mpupdate_MpUpdateStart_fn)(MPHANDLE, uint32_t, MPCALLBACK_INFO *, MPHANDLE *);
-typedef int32_t (WINAPI *mpupdate_MpUpdateControl_fn)(MPHANDLE, uint32_t);
-typedef int32_t (WINAPI *mpupdate_MpHandleClose_fn)(MPHANDLE);
-typedef int32_t (WINAPI *mpupdate_MpErrorMessageFormat_fn)(MPHANDLE, int32_t, uint16_t **);
-typedef void (WINAPI *mpupdate_MpFreeMemory_fn)(void *);
-typedef int32_t (WINAPI *mpupdate_MpManagerVersionQuery_fn)(MPHANDLE, MPVERSION_INFO *);
+/* The seven exports, once (in mpupdate.backends.EXPORTS order, which a test holds equal to this
+ * list, to mpclient_exports.h and to every other list of them): kind (HR: returns an HRESULT,
+ * VOID: returns nothing), name, parameters, arguments. Everything below is generated from it. */
+#define MPUPDATE_EXPORTS(X)                                                                    \
+    X(HR, MpManagerOpen, (uint32_t dwReserved, MPHANDLE *phMpHandle), (dwReserved, phMpHandle)) \
+    X(HR, MpUpdateStart,                                                                       \
+      (MPHANDLE hMpHandle, uint32_t dwUpdateOptions, MPCALLBACK_INFO *pCallbackInfo,           \
+       MPHANDLE *phUpdateHandle),                                                              \
+      (hMpHandle, dwUpdateOptions, pCallbackInfo, phUpdateHandle))                             \
+    X(HR, MpUpdateControl, (MPHANDLE hMpHandle, uint32_t control), (hMpHandle, control))       \
+    X(HR, MpHandleClose, (MPHANDLE hMpHandle), (hMpHandle))                                    \
+    X(HR, MpErrorMessageFormat, (MPHANDLE hMpHandle, int32_t hr, uint16_t **ppszText),         \
+      (hMpHandle, hr, ppszText))                                                               \
+    X(VOID, MpFreeMemory, (void *pMemory), (pMemory))                                          \
+    X(HR, MpManagerVersionQuery, (MPHANDLE hMpHandle, MPVERSION_INFO *pInfo), (hMpHandle, pInfo))
 
+#define MPUPDATE_RESULT_HR int32_t
+#define MPUPDATE_RESULT_VOID void
+/* mpupdate_<name>_fn: the export's type, WINAPI as the DLL's (pinned by the mingw check). */
+#define MPUPDATE_TYPEDEF(kind, name, params, args) \
+    typedef MPUPDATE_RESULT_##kind (WINAPI *mpupdate_##name##_fn) params;
+MPUPDATE_EXPORTS(MPUPDATE_TYPEDEF)
+
+#define MPUPDATE_FIELD(kind, name, params, args) mpupdate_##name##_fn name;
 static struct {
     void *module;
-    mpupdate_MpManagerOpen_fn MpManagerOpen;
-    mpupdate_MpUpdateStart_fn MpUpdateStart;
-    mpupdate_MpUpdateControl_fn MpUpdateControl;
-    mpupdate_MpHandleClose_fn MpHandleClose;
-    mpupdate_MpErrorMessageFormat_fn MpErrorMessageFormat;
-    mpupdate_MpFreeMemory_fn MpFreeMemory;
-    mpupdate_MpManagerVersionQuery_fn MpManagerVersionQuery;
+    MPUPDATE_EXPORTS(MPUPDATE_FIELD)
 } mpupdate_dll;
+
+#define MPUPDATE_NAME(kind, name, params, args) #name,
+static const char *const mpupdate_export_names[] = {MPUPDATE_EXPORTS(MPUPDATE_NAME)};
+#define MPUPDATE_EXPORT_COUNT (sizeof(mpupdate_export_names) / sizeof(mpupdate_export_names[0]))
 
 static char mpupdate_error_text[512];
 
@@ -130,20 +144,9 @@ static int32_t mpupdate_load(const char *path_utf8)
         return hr;
     mpupdate_set_error("");
     /* Function pointers go through an integer: ISO C has no object-to-function pointer cast. */
-    mpupdate_dll.MpManagerOpen =
-        (mpupdate_MpManagerOpen_fn)(uintptr_t)mpupdate_symbol("MpManagerOpen");
-    mpupdate_dll.MpUpdateStart =
-        (mpupdate_MpUpdateStart_fn)(uintptr_t)mpupdate_symbol("MpUpdateStart");
-    mpupdate_dll.MpUpdateControl =
-        (mpupdate_MpUpdateControl_fn)(uintptr_t)mpupdate_symbol("MpUpdateControl");
-    mpupdate_dll.MpHandleClose =
-        (mpupdate_MpHandleClose_fn)(uintptr_t)mpupdate_symbol("MpHandleClose");
-    mpupdate_dll.MpErrorMessageFormat =
-        (mpupdate_MpErrorMessageFormat_fn)(uintptr_t)mpupdate_symbol("MpErrorMessageFormat");
-    mpupdate_dll.MpFreeMemory =
-        (mpupdate_MpFreeMemory_fn)(uintptr_t)mpupdate_symbol("MpFreeMemory");
-    mpupdate_dll.MpManagerVersionQuery =
-        (mpupdate_MpManagerVersionQuery_fn)(uintptr_t)mpupdate_symbol("MpManagerVersionQuery");
+#define MPUPDATE_RESOLVE(kind, name, params, args) \
+    mpupdate_dll.name = (mpupdate_##name##_fn)(uintptr_t)mpupdate_symbol(#name);
+    MPUPDATE_EXPORTS(MPUPDATE_RESOLVE)
     return 0;
 }
 
@@ -163,17 +166,20 @@ static int mpupdate_is_loaded(void)
 
 static uint32_t mpupdate_missing_exports(void)
 {
-    uint32_t missing = 0;
+    uint32_t missing = 0, bit = 0;
     if (mpupdate_dll.module == NULL)
-        return 0x7F;
-    if (mpupdate_dll.MpManagerOpen == NULL) missing |= 1u << 0;
-    if (mpupdate_dll.MpUpdateStart == NULL) missing |= 1u << 1;
-    if (mpupdate_dll.MpUpdateControl == NULL) missing |= 1u << 2;
-    if (mpupdate_dll.MpHandleClose == NULL) missing |= 1u << 3;
-    if (mpupdate_dll.MpErrorMessageFormat == NULL) missing |= 1u << 4;
-    if (mpupdate_dll.MpFreeMemory == NULL) missing |= 1u << 5;
-    if (mpupdate_dll.MpManagerVersionQuery == NULL) missing |= 1u << 6;
+        return (1u << MPUPDATE_EXPORT_COUNT) - 1u;
+#define MPUPDATE_MISSING(kind, name, params, args) \
+    if (mpupdate_dll.name == NULL)                 \
+        missing |= 1u << bit;                      \
+    bit++;
+    MPUPDATE_EXPORTS(MPUPDATE_MISSING)
     return missing;
+}
+
+static const char *mpupdate_export_name(uint32_t index)
+{
+    return index < MPUPDATE_EXPORT_COUNT ? mpupdate_export_names[index] : NULL;
 }
 
 static const char *mpupdate_load_error(void)
@@ -195,52 +201,20 @@ static size_t mpupdate_utf16_length(const uint16_t *text, size_t max_units)
 #define MPUPDATE_MISSING_EXPORT() \
     (mpupdate_dll.module == NULL ? MPUPDATE_E_NOT_LOADED : MPUPDATE_E_PROC_NOT_FOUND)
 
-static int32_t MpManagerOpen(uint32_t dwReserved, MPHANDLE *phMpHandle)
-{
-    if (mpupdate_dll.MpManagerOpen == NULL)
-        return MPUPDATE_MISSING_EXPORT();
-    return mpupdate_dll.MpManagerOpen(dwReserved, phMpHandle);
-}
-
-static int32_t MpUpdateStart(MPHANDLE hMpHandle, uint32_t dwUpdateOptions,
-                             MPCALLBACK_INFO *pCallbackInfo, MPHANDLE *phUpdateHandle)
-{
-    if (mpupdate_dll.MpUpdateStart == NULL)
-        return MPUPDATE_MISSING_EXPORT();
-    return mpupdate_dll.MpUpdateStart(hMpHandle, dwUpdateOptions, pCallbackInfo, phUpdateHandle);
-}
-
-static int32_t MpUpdateControl(MPHANDLE hMpHandle, uint32_t control)
-{
-    if (mpupdate_dll.MpUpdateControl == NULL)
-        return MPUPDATE_MISSING_EXPORT();
-    return mpupdate_dll.MpUpdateControl(hMpHandle, control);
-}
-
-static int32_t MpHandleClose(MPHANDLE hMpHandle)
-{
-    if (mpupdate_dll.MpHandleClose == NULL)
-        return MPUPDATE_MISSING_EXPORT();
-    return mpupdate_dll.MpHandleClose(hMpHandle);
-}
-
-static int32_t MpErrorMessageFormat(MPHANDLE hMpHandle, int32_t hr, uint16_t **ppszText)
-{
-    if (mpupdate_dll.MpErrorMessageFormat == NULL)
-        return MPUPDATE_MISSING_EXPORT();
-    return mpupdate_dll.MpErrorMessageFormat(hMpHandle, hr, ppszText);
-}
-
-static void MpFreeMemory(void *pMemory)
-{
-    /* Without the export there is nothing that could have allocated pMemory. */
-    if (mpupdate_dll.MpFreeMemory != NULL)
-        mpupdate_dll.MpFreeMemory(pMemory);
-}
-
-static int32_t MpManagerVersionQuery(MPHANDLE hMpHandle, MPVERSION_INFO *pInfo)
-{
-    if (mpupdate_dll.MpManagerVersionQuery == NULL)
-        return MPUPDATE_MISSING_EXPORT();
-    return mpupdate_dll.MpManagerVersionQuery(hMpHandle, pInfo);
-}
+/* The stubs the compiled module calls: the resolved export, or an HRESULT saying why not. */
+#define MPUPDATE_STUB_HR(name, params, args)         \
+    static int32_t name params                       \
+    {                                                \
+        if (mpupdate_dll.name == NULL)               \
+            return MPUPDATE_MISSING_EXPORT();        \
+        return mpupdate_dll.name args;               \
+    }
+/* Without the export there is nothing that could have allocated what is to be freed. */
+#define MPUPDATE_STUB_VOID(name, params, args)       \
+    static void name params                          \
+    {                                                \
+        if (mpupdate_dll.name != NULL)               \
+            mpupdate_dll.name args;                  \
+    }
+#define MPUPDATE_STUB(kind, name, params, args) MPUPDATE_STUB_##kind(name, params, args)
+MPUPDATE_EXPORTS(MPUPDATE_STUB)

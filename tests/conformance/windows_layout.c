@@ -130,6 +130,7 @@ void *mpupdate_layout_check_uses[] = {
     (void *)(uintptr_t)mpupdate_is_loaded,
     (void *)(uintptr_t)mpupdate_missing_exports,
     (void *)(uintptr_t)mpupdate_load_error,
+    (void *)(uintptr_t)mpupdate_export_name,
     (void *)(uintptr_t)mpupdate_utf16_length,
     (void *)(uintptr_t)MpManagerOpen,
     (void *)(uintptr_t)MpUpdateStart,
