@@ -3,11 +3,13 @@
     python end_to_end.py EXPECTED_DLL PLANTED_FOLDER
 
 The lane has put the native fake where Defender keeps MpClient.dll and named it in the registry
-(``InstallLocation``, REG_SZ). This process starts in a folder holding a planted
-``MpClient.dll``, puts another planted folder first on ``PATH`` and points ``%ProgramFiles%``
-and ``%ProgramData%`` at it too (as a same-user process can for an elevated one). Then, with no
-backend and no override, ``mpupdate.update()`` must load EXPECTED_DLL and nothing else, with no
-warning, and the version query, the error text and ``update_async`` must work through it.
+(``InstallLocation``, REG_SZ); once the default search has loaded it, this process attaches the
+fake's model (``NativeFakeMpClient(library=...)``) to answer its exports. This process starts in
+a folder holding a planted ``MpClient.dll``, puts another planted folder first on ``PATH`` and
+points ``%ProgramFiles%`` and ``%ProgramData%`` at it too (as a same-user process can for an
+elevated one). Then, with no backend and no override, ``mpupdate.update()`` must load
+EXPECTED_DLL and nothing else, with no warning, and the version query, the error text and
+``update_async`` must work through it.
 """
 
 from __future__ import annotations
@@ -45,13 +47,19 @@ def main() -> None:
     warnings.simplefilter("error")  # an override announced, or anything else, fails the check
 
     import mpupdate
-    from mpupdate.backends import locate_mpclient
+    from mpupdate.backends import DllBackend, locate_mpclient
 
     found, tried = locate_mpclient()
     assert found is not None and os.path.normcase(found) == os.path.normcase(expected), (
         found,
         tried,
     )
+    # The default search loads it (no override)...
+    assert os.path.normcase(DllBackend().path) == os.path.normcase(expected)
+    # ... and the fake's model (mpupdate.fakes) answers what its exports are asked.
+    from mpupdate.fakes.native import NativeFakeMpClient
+
+    fake = NativeFakeMpClient("updated", delivery="thread", library=found)
 
     result = mpupdate.update(timeout=60)
     assert result.outcome is mpupdate.Outcome.UPDATED, result
@@ -68,6 +76,8 @@ def main() -> None:
     result = asyncio.run(mpupdate.update_async(timeout=60))
     assert result.outcome is mpupdate.Outcome.UPDATED, result
     print(f"update_async(): {result.outcome.name}")
+    fake.assert_clean()
+    assert [update.delivered[-1] for update in fake.updates] == [0x800D, 0x800D]
     print("end-to-end: OK")
 
 

@@ -11,13 +11,26 @@ backend::
     fake.assert_clean()
 
 ``scenarios`` is the built-in library (``scenarios.names()``, ``scenarios.get(name)``).
+``tracking()`` collects the fakes made in a block, and ``registered_updates()`` counts the
+updates still registered for callbacks: what a test harness checks at the end of each test.
 """
 
 from __future__ import annotations
 
+from mpupdate import _native
+
 from . import scenarios
 from .clock import VirtualClock, VirtualClockStall
-from .dll import FakeCall, FakeHang, FakeMpClient, FakeUpdate, FakeViolation
+from .dll import (
+    DeliveryEngine,
+    FakeCall,
+    FakeHang,
+    FakeMpClient,
+    FakeUpdate,
+    FakeViolation,
+    PreparedNotification,
+    tracking,
+)
 from .scenario import (
     Scenario,
     ScenarioComplete,
@@ -27,11 +40,13 @@ from .scenario import (
 )
 
 __all__ = [
+    "DeliveryEngine",
     "FakeCall",
     "FakeHang",
     "FakeMpClient",
     "FakeUpdate",
     "FakeViolation",
+    "PreparedNotification",
     "Scenario",
     "ScenarioComplete",
     "ScenarioError",
@@ -39,5 +54,16 @@ __all__ = [
     "SigUpdateData",
     "VirtualClock",
     "VirtualClockStall",
+    "registered_updates",
     "scenarios",
+    "tracking",
 ]
+
+
+def registered_updates() -> int:
+    """How many updates are registered to receive callbacks in this process right now.
+
+    Every update the client starts registers until its operation is closed; a test that ends
+    with more than it began with left an operation open (the pytest plugin checks this).
+    """
+    return _native.registry_size()

@@ -34,6 +34,12 @@ What it imitates (BIN/DOC facts from MPCLIENT.md):
   :data:`QUARANTINE` notifications stay allocated, so such a stale read sees the poison on every
   platform instead of whatever the allocator put there next.
 
+This class is the one behavioural model of MpClient in the project. How its notifications reach
+the callback is a :class:`DeliveryEngine`: this module's delivers from Python (threads from
+:mod:`threading`); :class:`mpupdate.fakes.native.NativeFakeMpClient` plugs in a C library that
+delivers the same prepared notifications from C, also from threads Python never created, and
+whose exports call this model.
+
 Violations are recorded in :attr:`FakeMpClient.violations`; with ``strict=True`` (the default) the
 offending call also raises :class:`FakeViolation`. :meth:`FakeMpClient.assert_clean` checks that
 nothing is left open, allocated or violated.
@@ -48,8 +54,10 @@ it); ``"timed"`` at the scenario's times on a :class:`~mpupdate.fakes.VirtualClo
 from __future__ import annotations
 
 import collections
+import contextlib
 import functools
 import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
@@ -77,20 +85,55 @@ from mpupdate.filetime import datetime_to_filetime
 from .clock import VirtualClock
 from .scenario import Scenario, ScenarioNotification
 
-__all__ = ["DELIVERY_MODES", "FakeCall", "FakeHang", "FakeMpClient", "FakeUpdate", "FakeViolation"]
+__all__ = [
+    "DELIVERY_MODES",
+    "DeliveryEngine",
+    "FakeCall",
+    "FakeHang",
+    "FakeMpClient",
+    "FakeUpdate",
+    "FakeViolation",
+    "PreparedNotification",
+    "prepare_notification",
+    "tracking",
+]
 
 DELIVERY_MODES = ("immediate", "thread", "timed")
 ABORT_HANDLES = ("manager", "update", "either")
 _POISON = 0xDD
+_POISON_BYTES = bytes([_POISON])
 #: How many notifications' poisoned blocks a fake keeps allocated after their callbacks returned.
 QUARANTINE = 1024
 _FIRST_HANDLE = 0x1000_0000
 _HANDLE_STEP = 0x10
 
 
-#: While a test runs under mpupdate.fakes.pytest_plugin, every fake made (FakeMpClient or
-#: NativeFakeMpClient: anything with ``assert_clean()``) is listed here.
-_tracker: Optional[list[Any]] = None
+_trackers: list[list[FakeMpClient]] = []
+_trackers_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def tracking() -> Iterator[list[FakeMpClient]]:
+    """Collect every fake made while the block runs (FakeMpClient and NativeFakeMpClient).
+
+    ``with tracking() as made: ...`` then ``for fake in made: fake.assert_clean()``: how the pytest
+    plugin checks that each test leaves its fakes clean. Blocks may nest; each sees the fakes
+    made inside it.
+    """
+    made: list[FakeMpClient] = []
+    with _trackers_lock:
+        _trackers.append(made)
+    try:
+        yield made
+    finally:
+        with _trackers_lock:
+            _trackers.remove(made)
+
+
+def _track(fake: FakeMpClient) -> None:
+    with _trackers_lock:
+        for made in _trackers:
+            made.append(fake)
 
 
 def _ticks(seconds: float) -> int:
@@ -168,6 +211,8 @@ class FakeUpdate:
     function: Any = field(repr=False)
     plan: list[ScenarioNotification] = field(repr=False)
     wall_filetime: int = field(repr=False)
+    prepared: list[PreparedNotification] = field(default_factory=list, repr=False)
+    """The plan as the DLL passes it (the same order), ready to deliver."""
     start: float = field(default=0.0, repr=False)
     """Virtual monotonic time at which the update started."""
     delivered: list[int] = field(default_factory=list)
@@ -177,12 +222,124 @@ class FakeUpdate:
     complete_hresult: Optional[int] = None
     last_at: float = 0.0
     abort_event: threading.Event = field(default_factory=threading.Event, repr=False)
-    worker: Optional[threading.Thread] = field(default=None, repr=False)
+    worker: Any = field(default=None, repr=False)
+    """The delivery engine's handle on the thread delivering this update (thread delivery)."""
+    engine_state: Any = field(default=None, repr=False)
+    """Whatever the delivery engine keeps per update (the native one: its stop flag)."""
     timers: list[Any] = field(default_factory=list, repr=False)
 
     @property
     def running(self) -> bool:
         return not self.completed
+
+
+@dataclass(frozen=True)
+class PreparedNotification:
+    """One notification exactly as MpClient passes it, ready to be copied and delivered.
+
+    ``data`` holds an MPCALLBACK_DATA, then at ``data_offset`` its MPSIGUPDATE_DATA, then at
+    ``path_offset`` the NUL-terminated UTF-16 Path (offsets 0 where absent). The two pointers are
+    NULL in ``data``; a delivery engine points them into each copy it hands to the callback.
+    """
+
+    notify: int
+    hresult: int
+    at: float
+    data: bytes
+    data_offset: int
+    path_offset: int
+
+
+_CALLBACK_DATA_SIZE = ffi.sizeof("MPCALLBACK_DATA")
+_SIGUPDATE_DATA_SIZE = ffi.sizeof("MPSIGUPDATE_DATA")
+
+
+def prepare_notification(item: ScenarioNotification, filetime: int) -> PreparedNotification:
+    """``item`` as the DLL would pass it, stamped ``filetime`` (FILETIME ticks, UTC)."""
+    head = ffi.new("MPCALLBACK_DATA *")
+    head.Notify = item.notify
+    head.hResult = to_signed(item.hresult)
+    head.TimeStamp = filetime
+    head.Type = item.callback_type
+    parts = [bytes(ffi.buffer(head))]
+    data_offset = path_offset = 0
+    if item.data is not None:
+        sig = ffi.new("MPSIGUPDATE_DATA *")
+        sig.dwPercentComplete = item.data.percent
+        sig.dwTotalUpdates = item.data.total_updates
+        sig.dwCurrentUpdateIndex = item.data.current_index
+        sig.eType = item.data.update_type
+        sig.Stage = item.data.stage
+        data_offset = _CALLBACK_DATA_SIZE  # a multiple of the pointer size on x64 and x86
+        parts.append(bytes(ffi.buffer(sig)))
+        if item.data.path is not None:
+            path_offset = data_offset + _SIGUPDATE_DATA_SIZE
+            parts.append(item.data.path.encode("utf-16-le", "surrogatepass") + b"\0\0")
+    return PreparedNotification(
+        item.notify, item.hresult, item.at, b"".join(parts), data_offset, path_offset
+    )
+
+
+class DeliveryEngine:
+    """How prepared notifications reach an update's callback; the model decides which and when.
+
+    This one delivers from Python: a block per notification (``ffi.new``), the callback called
+    through its function pointer, the block poisoned as soon as it returns (the latest
+    :data:`QUARANTINE` stay allocated), and :class:`threading.Thread` workers.
+    """
+
+    def __init__(self) -> None:
+        self._quarantine: collections.deque[Any] = collections.deque(maxlen=QUARANTINE)
+
+    def start(self, update: FakeUpdate) -> None:
+        """Called once an update is set up, before anything is delivered."""
+
+    def deliver(
+        self, update: FakeUpdate, items: Sequence[PreparedNotification], stoppable: bool
+    ) -> int:
+        """Deliver ``items`` in order on this thread; returns how many were delivered.
+
+        With ``stoppable``, stop before any item but the first once the update is aborted.
+        """
+        count = 0
+        for item in items:
+            if count and stoppable and update.abort_event.is_set():
+                break
+            size = len(item.data)
+            block = ffi.new("char[]", size)
+            ffi.memmove(block, item.data, size)
+            data = ffi.cast("MPCALLBACK_DATA *", block)
+            if item.data_offset:
+                sig = ffi.cast("MPSIGUPDATE_DATA *", block + item.data_offset)
+                data.Data.pSigUpdateData = sig
+                if item.path_offset:
+                    sig.Path = ffi.cast("uint16_t *", block + item.path_offset)
+            update.function(update.context, data)
+            ffi.memmove(block, _POISON_BYTES * size, size)  # MpClient frees it now
+            self._quarantine.append(block)
+            count += 1
+        return count
+
+    def abort(self, update: FakeUpdate) -> None:
+        """The update was aborted: a running delivery stops before its next item."""
+
+    def spawn(self, update: FakeUpdate, body: Callable[[], None]) -> None:
+        """Run ``body`` on a new thread delivering ``update`` (thread delivery)."""
+        update.worker = threading.Thread(
+            target=body, name=f"FakeMpClient-update-{update.handle:X}", daemon=True
+        )
+        update.worker.start()
+
+    def join(self, update: FakeUpdate) -> None:
+        """Wait for ``update``'s thread, if it has one and it is not the calling thread."""
+        worker = update.worker
+        if isinstance(worker, threading.Thread) and worker is not threading.current_thread():
+            worker.join()
+
+    def alive(self, update: FakeUpdate) -> bool:
+        """Whether ``update``'s thread still runs."""
+        worker = update.worker
+        return isinstance(worker, threading.Thread) and worker.is_alive()
 
 
 class _Handle:
@@ -203,7 +360,8 @@ class FakeMpClient:
     either way). ``abort_handle``: which handle MpUpdateControl accepts, ``"manager"`` (the
     shipped DLL), ``"update"`` (the docs) or ``"either"``. ``before_notify``: called with
     ``(update, index, notification)`` on the delivering thread before each notification, so a test
-    can hold a worker thread at a chosen point.
+    can hold a worker thread at a chosen point (:meth:`hold` does the common case). ``engine``:
+    how notifications are delivered (:class:`DeliveryEngine`, from Python, by default).
     """
 
     def __init__(
@@ -214,6 +372,7 @@ class FakeMpClient:
         abort_handle: str = "manager",
         clock: Optional[VirtualClock] = None,
         before_notify: Optional[Callable[[FakeUpdate, int, ScenarioNotification], None]] = None,
+        engine: Optional[DeliveryEngine] = None,
     ) -> None:
         check_modes(delivery, abort_handle)
         from . import scenarios
@@ -238,16 +397,17 @@ class FakeMpClient:
         self._closing: set[int] = set()
         self._next_handle = _FIRST_HANDLE
         self._allocations: dict[int, Any] = {}
-        self._quarantine: collections.deque[list[tuple[Any, int]]] = collections.deque(
-            maxlen=QUARANTINE
-        )
+        self._engine = engine if engine is not None else DeliveryEngine()
+        self._holds = threading.Condition()
+        self._hold_index: Optional[int] = None
+        self._holds_released = False
+        self._held = 0
         self._versions = scenario.versions_before
         self._local = threading.local()
         self._base_filetime = datetime_to_filetime(self.virtual_clock.now()) - _ticks(
             self.virtual_clock.monotonic()
         )
-        if _tracker is not None:
-            _tracker.append(self)
+        _track(self)
 
     def __repr__(self) -> str:
         return f"FakeMpClient({self.scenario.name!r}, delivery={self.delivery!r})"
@@ -269,6 +429,15 @@ class FakeMpClient:
     def calls_to(self, function: str) -> list[FakeCall]:
         return [call for call in self.calls if call.function == function]
 
+    def call_count(self, function: str) -> int:
+        """How many times ``function`` was called."""
+        return len(self.calls_to(function))
+
+    def clear_violations(self) -> None:
+        """Forget the violations recorded so far (for a test that provoked them on purpose)."""
+        with self._lock:
+            self.violations.clear()
+
     def assert_clean(self) -> None:
         """Raise AssertionError naming every open handle, unfreed buffer and violation."""
         assert_clean(
@@ -276,8 +445,45 @@ class FakeMpClient:
             self.violations,
             self.open_handles,
             self.outstanding_allocations,
-            [u.handle for u in self.updates if u.worker is not None and u.worker.is_alive()],
+            [u.handle for u in self.updates if self._engine.alive(u)],
         )
+
+    @property
+    def live_workers(self) -> int:
+        """Worker threads (thread delivery) that have not finished."""
+        with self._lock:
+            updates = list(self.updates)
+        return sum(1 for update in updates if self._engine.alive(update))
+
+    # -- holding workers (thread delivery) -----------------------------------------------------
+
+    def hold(self, index: Optional[int]) -> None:
+        """Make workers wait before delivering plan item ``index`` (0 is the synthesized START)
+        until :meth:`release_holds` or an abort of their update; None (or -1) holds nothing."""
+        with self._holds:
+            self._hold_index = None if index is None or index < 0 else index
+            self._holds_released = False
+            self._holds.notify_all()
+
+    def release_holds(self) -> None:
+        """Let every held worker go on (and those that reach the hold later, until :meth:`hold`)."""
+        with self._holds:
+            self._holds_released = True
+            self._holds.notify_all()
+
+    def wait_held(self, count: int, timeout: float = 5.0) -> bool:
+        """Wait (real time, at most ``timeout`` s) until ``count`` workers are held."""
+        with self._holds:
+            return self._holds.wait_for(lambda: self._held >= count, timeout)
+
+    def _wait_at_hold(self, update: FakeUpdate) -> None:
+        with self._holds:
+            self._held += 1
+            self._holds.notify_all()
+            try:
+                self._holds.wait_for(lambda: self._holds_released or update.abort_event.is_set())
+            finally:
+                self._held -= 1
 
     # -- bookkeeping ---------------------------------------------------------------------------
 
@@ -361,17 +567,21 @@ class FakeMpClient:
         if self.scenario.complete is None and not asynchronous and self.delivery != "thread":
             self._log("MpUpdateStart", args, None)
             raise FakeHang.for_scenario(self.scenario.name)
+        plan = self._plan(options)
+        wall_filetime = self._base_filetime + _ticks(self.virtual_clock.monotonic())
         update = FakeUpdate(
             handle=0,
             manager=manager.value,
             options=options,
             context=int(pCallbackInfo.CallbackContext),
             function=function,
-            plan=self._plan(options),
-            wall_filetime=self._base_filetime + _ticks(self.virtual_clock.monotonic()),
+            plan=plan,
+            wall_filetime=wall_filetime,
+            prepared=[prepare_notification(i, wall_filetime + _ticks(i.at)) for i in plan],
             start=self.virtual_clock.monotonic(),
         )
         update.handle = self._new_handle("update", update)
+        self._engine.start(update)
         with self._lock:
             self.updates.append(update)
         phUpdateHandle[0] = ffi.cast("MPHANDLE", update.handle)
@@ -379,15 +589,9 @@ class FakeMpClient:
         if self.delivery == "immediate":
             self._run(update)
         elif self.delivery == "thread":
-            update.worker = threading.Thread(
-                target=self._run,
-                args=(update,),
-                name=f"FakeMpClient-update-{update.handle:X}",
-                daemon=True,
-            )
-            update.worker.start()
+            self._engine.spawn(update, functools.partial(self._run, update))
             if not asynchronous:
-                update.worker.join()
+                self._engine.join(update)
         else:
             self._schedule(update)
             if not asynchronous:
@@ -455,8 +659,7 @@ class FakeMpClient:
         if update is not None:
             if update.running:
                 self._abort(update, now=True)  # closing cancels the update and waits for it [BIN]
-            if update.worker is not None and update.worker is not threading.current_thread():
-                update.worker.join()
+            self._engine.join(update)
         with self._lock:
             self._closing.discard(value)
             self._closed.add(value)
@@ -538,20 +741,73 @@ class FakeMpClient:
 
     def _run(self, update: FakeUpdate) -> None:
         """Deliver the plan in order on this thread (immediate and thread modes)."""
-        for index, item in enumerate(update.plan):
-            if update.abort_event.is_set():
-                break
+        plan = update.prepared
+        index = 0
+        passed_hold = False
+        while index < len(plan) and not update.abort_event.is_set() and not update.completed:
+            end = len(plan)
+            hold = self._hold_index
+            if hold is not None and not passed_hold and hold >= index:
+                if hold == index:
+                    passed_hold = True
+                    self._wait_at_hold(update)
+                    continue
+                end = hold
             if self.before_notify is not None:
-                self.before_notify(update, index, item)
+                end = index + 1
+                self.before_notify(update, index, update.plan[index])
                 if update.abort_event.is_set():
                     break
-            self._emit(update, item)
+            delivered = self._deliver(update, plan[index:end])
+            if delivered == 0:
+                break
+            index += delivered
         if self.delivery == "thread" and not update.completed:
             update.abort_event.wait()  # a never-ending update runs until aborted
         if update.abort_event.is_set():
             self._emit_abort_complete(update, update.last_at + self.scenario.abort_latency)
         if self.delivery != "timed":  # keep virtual time (and the next update's stamps) moving
             self.virtual_clock.advance_to(update.start + update.last_at)
+
+    def _deliver(self, update: FakeUpdate, items: Sequence[PreparedNotification]) -> int:
+        """Deliver ``items`` through the engine, keeping the update's record; returns how many.
+
+        A COMPLETE goes alone, its record kept before the callback sees it: the client may ask
+        for the versions as soon as it does. The others go in runs, recorded after.
+        """
+        done = 0
+        while done < len(items):
+            if done and update.abort_event.is_set():
+                break
+            end = done + 1
+            if items[done].notify != Notify.SIGUPDATE_COMPLETE:
+                while end < len(items) and items[end].notify != Notify.SIGUPDATE_COMPLETE:
+                    end += 1
+            batch = items[done:end]
+            complete = batch[0].notify == Notify.SIGUPDATE_COMPLETE
+            with self._lock:
+                if update.completed:
+                    break
+                if complete:
+                    update.completed = True
+                    update.complete_hresult = batch[0].hresult
+                    if batch[0].hresult == S_OK:
+                        self._versions = self.scenario.versions_after
+                    update.delivered.append(batch[0].notify)
+                    update.last_at = max(update.last_at, batch[0].at)
+            self._local.depth = getattr(self._local, "depth", 0) + 1
+            try:
+                count = self._engine.deliver(update, batch, stoppable=not complete)
+            finally:
+                self._local.depth -= 1
+            if not complete and count:
+                with self._lock:
+                    update.delivered.extend(item.notify for item in batch[:count])
+                    update.last_at = max(update.last_at, *(item.at for item in batch[:count]))
+            done += count
+            if count < len(batch):
+                break
+        return done
 
     def _schedule(self, update: FakeUpdate) -> None:
         """Put each notification on the virtual clock at its time (timed mode)."""
@@ -564,7 +820,7 @@ class FakeMpClient:
     def _timed(self, update: FakeUpdate, index: int, item: ScenarioNotification) -> None:
         if self.before_notify is not None:
             self.before_notify(update, index, item)
-        self._emit(update, item)
+        self._deliver(update, update.prepared[index : index + 1])
 
     def _abort(self, update: FakeUpdate, now: bool = False) -> None:
         """End a running update with COMPLETE(E_ABORT): soon (ABORT) or before returning (close)."""
@@ -574,6 +830,9 @@ class FakeMpClient:
             first = not update.aborted
             update.aborted = True
         update.abort_event.set()
+        self._engine.abort(update)
+        with self._holds:  # a held worker lets go of an aborted update
+            self._holds.notify_all()
         if self.delivery == "timed":
             for timer in update.timers:
                 timer.cancel()
@@ -597,45 +856,6 @@ class FakeMpClient:
 
     def _emit_abort_complete(self, update: FakeUpdate, at: float) -> None:
         if not update.delivered:  # aborted before it began: MpClient still sends START first
-            self._emit(update, update.plan[0])
-        self._emit(update, ScenarioNotification(at, int(Notify.SIGUPDATE_COMPLETE), E_ABORT))
-
-    def _emit(self, update: FakeUpdate, item: ScenarioNotification) -> None:
-        """Call the callback once, then free (poison) what it was given."""
-        with self._lock:
-            if update.completed:
-                return
-            if item.notify == Notify.SIGUPDATE_COMPLETE:
-                update.completed = True
-                update.complete_hresult = item.hresult
-                if item.hresult == S_OK:
-                    self._versions = self.scenario.versions_after
-            update.delivered.append(item.notify)
-            update.last_at = max(update.last_at, item.at)
-        data = ffi.new("MPCALLBACK_DATA *")
-        data.Notify = item.notify
-        data.hResult = to_signed(item.hresult)
-        data.TimeStamp = update.wall_filetime + _ticks(item.at)
-        data.Type = item.callback_type
-        owned = [(data, ffi.sizeof("MPCALLBACK_DATA"))]
-        if item.data is not None:
-            sig = ffi.new("MPSIGUPDATE_DATA *")
-            sig.dwPercentComplete = item.data.percent
-            sig.dwTotalUpdates = item.data.total_updates
-            sig.dwCurrentUpdateIndex = item.data.current_index
-            sig.eType = item.data.update_type
-            sig.Stage = item.data.stage
-            owned.append((sig, ffi.sizeof("MPSIGUPDATE_DATA")))
-            if item.data.path is not None:
-                path = utf16_buffer(ffi, item.data.path)
-                sig.Path = path
-                owned.append((path, ffi.sizeof(path)))
-            data.Data.pSigUpdateData = sig
-        self._local.depth = getattr(self._local, "depth", 0) + 1
-        try:
-            update.function(update.context, data)
-        finally:
-            self._local.depth -= 1
-            for block, size in owned:  # MpClient frees the data as soon as the callback returns
-                ffi.memmove(block, bytes([_POISON]) * size, size)
-            self._quarantine.append(owned)
+            self._deliver(update, update.prepared[:1])
+        item = ScenarioNotification(at, int(Notify.SIGUPDATE_COMPLETE), E_ABORT)
+        self._deliver(update, [prepare_notification(item, update.wall_filetime + _ticks(at))])

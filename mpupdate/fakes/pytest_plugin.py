@@ -18,9 +18,7 @@ from typing import Any, Callable
 
 import pytest
 
-from mpupdate import _native
-
-from . import dll
+from . import registered_updates, tracking
 from .dll import FakeMpClient
 
 __all__ = ["fake_mpclient"]
@@ -34,20 +32,16 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(autouse=True)
 def _mpupdate_ends_clean(request: pytest.FixtureRequest) -> Iterator[None]:
-    registered = _native.registry_size()
-    previous, dll._tracker = dll._tracker, []
-    made = dll._tracker
-    try:
+    registered = registered_updates()
+    with tracking() as made:
         yield
-    finally:
-        dll._tracker = previous
     if request.node.get_closest_marker("mpupdate_unclean"):
         return
     for fake in made:
         fake.assert_clean()
-    if _native.registry_size() > registered:
+    if registered_updates() > registered:
         gc.collect()  # an abandoned operation closes its handle when collected
-    leaked = _native.registry_size() - registered
+    leaked = registered_updates() - registered
     assert leaked <= 0, (
         f"{leaked} update(s) still registered for callbacks: an operation was not closed"
     )

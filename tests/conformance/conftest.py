@@ -82,7 +82,7 @@ def lane(request: pytest.FixtureRequest) -> Iterator[Lane]:
             lane.assert_clean(backend)
     finally:
         if kind == "native-fake":
-            from mpupdate.fakes.native import NativeFakeMpClient, native_library
+            from mpupdate.fakes.native import NativeFakeMpClient
 
-            if native_library().lib.mpfake_open_handle_count():
+            if NativeFakeMpClient.in_use():
                 NativeFakeMpClient.reset_library()  # do not let one failure spill into the next
