@@ -495,10 +495,11 @@ def _load(lib: Any, path: str) -> None:
                 "use one MpClient library per process",
                 tried=((path, "one library per process"),),
             )
+        from ._native import ffi
+
         hr = to_unsigned(lib.mpupdate_load(_path_bytes(path)))
         if hr:
             detail = lib.mpupdate_load_error()
-            from ._native import ffi
 
             text = ffi.string(detail).decode("utf-8", "replace") if detail != ffi.NULL else ""
             reason = f"{format_hresult(hr)}" + (f": {text}" if text else "")
@@ -509,7 +510,11 @@ def _load(lib: Any, path: str) -> None:
             )
         missing = int(lib.mpupdate_missing_exports())
         if missing:
-            names = [name for bit, name in enumerate(EXPORTS) if missing & (1 << bit)]
+            names = [
+                ffi.string(lib.mpupdate_export_name(bit)).decode("ascii")
+                for bit in range(32)
+                if missing & (1 << bit)
+            ]
             lib.mpupdate_unload()
             raise BackendUnavailableError(
                 "load MpClient",

@@ -35,7 +35,7 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from mpupdate.constants import HRESULTS, Notify, SigUpdateType, Stage
+from mpupdate.constants import HRESULTS, CallbackType, Notify, SigUpdateType, Stage
 from mpupdate.errors import hresult_name
 from mpupdate.events import notify_name
 from mpupdate.versions import COMPONENTS, ComponentVersion, VersionInfo, version_from_string
@@ -91,7 +91,7 @@ class ScenarioNotification:
     notify: int
     hresult: int = 0
     data: Optional[SigUpdateData] = None
-    callback_type: int = 6
+    callback_type: int = int(CallbackType.SIGUPDATE)
 
 
 @dataclass(frozen=True)
@@ -217,7 +217,7 @@ def _notification_dict(n: ScenarioNotification) -> dict[str, Any]:
     }
     if n.hresult:
         out["hresult"] = _hresult_text(n.hresult)
-    if n.callback_type != 6:
+    if n.callback_type != CallbackType.SIGUPDATE:
         out["callback_type"] = n.callback_type
     if n.data is not None:
         update_type = SigUpdateType.coerce(n.data.update_type)
@@ -360,7 +360,7 @@ class _Reader:
         data = None
         if body.get("data") is not None:
             data = self.data(body["data"], f"{position}.data")
-        callback_type = body.get("callback_type", 6)
+        callback_type = body.get("callback_type", int(CallbackType.SIGUPDATE))
         if (
             isinstance(callback_type, bool)
             or not isinstance(callback_type, int)
