@@ -14,7 +14,7 @@ import pytest
 
 import mpupdate
 from mpupdate import Notify, Outcome
-from mpupdate._native import Sink, ffi, lib, register, unregister
+from mpupdate._native import ffi
 from mpupdate.constants import (
     E_ACCESSDENIED,
     E_HANDLE,
@@ -28,6 +28,7 @@ from mpupdate.constants import (
 )
 from mpupdate.errors import to_signed, to_unsigned
 from mpupdate.events import read_utf16
+from mpupdate.fakes.session import RawSession
 from mpupdate.machine import outcome_of
 
 from .conftest import Lane
@@ -53,19 +54,6 @@ def hr(value: int) -> int:
     return to_unsigned(value)
 
 
-class Manager:
-    """An open manager handle on a raw backend, closed at the end of the test."""
-
-    def __init__(self, backend: Any) -> None:
-        self.backend = backend
-        out = ffi.new("MPHANDLE *")
-        assert hr(backend.MpManagerOpen(0, out)) == S_OK
-        self.handle = out[0]
-
-    def close(self) -> None:
-        assert hr(self.backend.MpHandleClose(self.handle)) == S_OK
-
-
 def test_manager_open_checks_its_arguments(lane: Lane) -> None:
     backend = lane.backend()
     assert hr(backend.MpManagerOpen(1, ffi.new("MPHANDLE *"))) == E_INVALIDARG  # [BIN]
@@ -74,40 +62,33 @@ def test_manager_open_checks_its_arguments(lane: Lane) -> None:
 
 def test_update_start_requires_callback_info_and_an_out_pointer(lane: Lane) -> None:
     backend = lane.backend()
-    manager = Manager(backend)
-    sink = Sink()
-    token = register(sink)
+    session = RawSession(backend)
+    sink, info = session.sink, session.info
     try:
-        info = ffi.new("MPCALLBACK_INFO *")
-        info.pfnCallbackFunction = lib.mpupdate_callback
-        info.CallbackContext = token
         out = ffi.new("MPHANDLE *")
         # [BIN] callback info is required, whatever the docs say
         assert (
-            hr(backend.MpUpdateStart(manager.handle, ASYNC_PROGRESS, ffi.NULL, out)) == E_INVALIDARG
+            hr(backend.MpUpdateStart(session.manager, ASYNC_PROGRESS, ffi.NULL, out))
+            == E_INVALIDARG
         )
         assert (
-            hr(backend.MpUpdateStart(manager.handle, ASYNC_PROGRESS, info, ffi.NULL))
+            hr(backend.MpUpdateStart(session.manager, ASYNC_PROGRESS, info, ffi.NULL))
             == E_INVALIDARG
         )
         # [BIN] more than one update-source bit
         two = ASYNC_PROGRESS | int(UpdateOption.HTTP | UpdateOption.UNC)
-        assert hr(backend.MpUpdateStart(manager.handle, two, info, out)) == E_INVALIDARG
+        assert hr(backend.MpUpdateStart(session.manager, two, info, out)) == E_INVALIDARG
         assert list(sink.events) == []
     finally:
-        manager.close()
-        unregister(token)
+        session.close()
 
 
 def test_a_null_manager_handle_is_an_invalid_argument(lane: Lane) -> None:
     # [BIN] the x64 DLL of 4.18.1909.6, called under Wine: E_INVALIDARG, not E_HANDLE, for NULL
     backend = lane.backend()
-    sink = Sink()
-    token = register(sink)
+    session = RawSession(backend, open_manager=False)
+    sink, info = session.sink, session.info
     try:
-        info = ffi.new("MPCALLBACK_INFO *")
-        info.pfnCallbackFunction = lib.mpupdate_callback
-        info.CallbackContext = token
         out = ffi.new("MPHANDLE *")
         assert hr(backend.MpUpdateStart(ffi.NULL, ASYNC_PROGRESS, info, out)) == E_INVALIDARG
         assert hr(backend.MpUpdateStart(ffi.NULL, ASYNC_PROGRESS, ffi.NULL, out)) == E_INVALIDARG
@@ -118,18 +99,15 @@ def test_a_null_manager_handle_is_an_invalid_argument(lane: Lane) -> None:
         assert text[0] == ffi.NULL
         assert list(sink.events) == []
     finally:
-        unregister(token)
+        session.unregister()
 
 
 def test_a_handle_that_was_never_issued_is_an_invalid_handle(lane: Lane) -> None:
     lane.require_scripted()  # the real DLL would dereference it
     backend = lane.backend()
-    sink = Sink()
-    token = register(sink)
+    session = RawSession(backend, open_manager=False)
+    info = session.info
     try:
-        info = ffi.new("MPCALLBACK_INFO *")
-        info.pfnCallbackFunction = lib.mpupdate_callback
-        info.CallbackContext = token
         bogus = ffi.cast("MPHANDLE", 0x42)
         out = ffi.new("MPHANDLE *")
         assert hr(backend.MpUpdateStart(bogus, ASYNC_PROGRESS, info, out)) == E_HANDLE
@@ -138,31 +116,26 @@ def test_a_handle_that_was_never_issued_is_an_invalid_handle(lane: Lane) -> None
         assert hr(backend.MpErrorMessageFormat(bogus, denied, text)) == E_HANDLE
         assert out[0] == ffi.NULL and text[0] == ffi.NULL
     finally:
-        unregister(token)
+        session.unregister()
 
 
 def _start_answers(lane: Lane, options: list[int], **backend_options: Any) -> dict[str, Any]:
     """What MpUpdateStart answers to each of ``options`` (with ASYNC | PROGRESS) on one manager,
     keyed by hex; accepted updates are closed at once (on the fakes that waits for them)."""
     backend = lane.backend(**backend_options)
-    manager = Manager(backend)
-    sink = Sink()
-    token = register(sink)
+    session = RawSession(backend)
+    sink, info = session.sink, session.info
     answers: dict[str, Any] = {}
     try:
-        info = ffi.new("MPCALLBACK_INFO *")
-        info.pfnCallbackFunction = lib.mpupdate_callback
-        info.CallbackContext = token
         for value in options:
             out = ffi.new("MPHANDLE *")
-            answer = hr(backend.MpUpdateStart(manager.handle, ASYNC_PROGRESS | value, info, out))
+            answer = hr(backend.MpUpdateStart(session.manager, ASYNC_PROGRESS | value, info, out))
             answers[hex(value)] = answer
             if out[0] != ffi.NULL:
                 assert hr(backend.MpHandleClose(out[0])) == S_OK
         answers["completes"] = [e.notify for e in sink.events].count(Notify.SIGUPDATE_COMPLETE)
     finally:
-        manager.close()
-        unregister(token)
+        session.close()
     return answers
 
 
@@ -183,14 +156,16 @@ def test_update_start_accepts_the_option_combinations_the_dll_lets_through(lane:
 
 def test_pause_and_resume_are_refused(lane: Lane) -> None:
     backend = lane.backend()
-    manager = Manager(backend)
+    session = RawSession(backend)
     try:  # [BIN] 0x800710DD on the manager handle
-        assert hr(backend.MpUpdateControl(manager.handle, Control.PAUSE)) == ERROR_INVALID_OPERATION
         assert (
-            hr(backend.MpUpdateControl(manager.handle, Control.RESUME)) == ERROR_INVALID_OPERATION
+            hr(backend.MpUpdateControl(session.manager, Control.PAUSE)) == ERROR_INVALID_OPERATION
+        )
+        assert (
+            hr(backend.MpUpdateControl(session.manager, Control.RESUME)) == ERROR_INVALID_OPERATION
         )
     finally:
-        manager.close()
+        session.close()
 
 
 def test_closing_null_is_s_false(lane: Lane) -> None:
@@ -199,11 +174,11 @@ def test_closing_null_is_s_false(lane: Lane) -> None:
 
 def test_error_message_is_utf16_text_released_with_mp_free_memory(lane: Lane) -> None:
     backend = lane.backend()
-    manager = Manager(backend)
+    session = RawSession(backend)
     text = ffi.new("uint16_t **")
     try:
         assert (
-            hr(backend.MpErrorMessageFormat(manager.handle, to_signed(E_ACCESSDENIED), text))
+            hr(backend.MpErrorMessageFormat(session.manager, to_signed(E_ACCESSDENIED), text))
             == S_OK
         )
         message = read_utf16(text[0])
@@ -212,7 +187,7 @@ def test_error_message_is_utf16_text_released_with_mp_free_memory(lane: Lane) ->
             assert message == "Access is denied.\r\n"
     finally:
         backend.MpFreeMemory(text[0])
-        manager.close()
+        session.close()
 
 
 def test_version_query_reports_the_components(lane: Lane) -> None:

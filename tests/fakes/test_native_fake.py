@@ -47,6 +47,7 @@ from mpupdate.fakes.native.build import (
     build_native_fake,
     unavailable_reason,
 )
+from mpupdate.fakes.session import RawSession as Harness
 from mpupdate.fakes.strategies import any_scenarios
 
 _UNAVAILABLE = unavailable_reason()
@@ -100,42 +101,6 @@ def fresh_native(scenario: Any, **options: Any) -> Iterator[NativeFakeMpClient]:
     finally:
         if NativeFakeMpClient.in_use():
             NativeFakeMpClient.reset_library()
-
-
-class Harness:
-    """Drives a fake by hand, as the compiled module would: a registered sink, callback info."""
-
-    def __init__(self, fake: Fake, sink: Optional[Sink] = None) -> None:
-        self.fake = fake
-        self.sink = sink or Sink()
-        self.token = register(self.sink)
-        self.info = ffi.new("MPCALLBACK_INFO *")
-        self.info.pfnCallbackFunction = lib.mpupdate_callback
-        self.info.CallbackContext = self.token
-        out = ffi.new("MPHANDLE *")
-        assert hr(fake.MpManagerOpen(0, out)) == S_OK
-        self.manager = out[0]
-
-    def start(self, options: int = ASYNC_PROGRESS) -> tuple[int, Any]:
-        out = ffi.new("MPHANDLE *")
-        result = hr(self.fake.MpUpdateStart(self.manager, options, self.info, out))
-        return result, out[0]
-
-    def notifies(self) -> list[Any]:
-        with self.sink.condition:
-            return [event.notify for event in self.sink.events]
-
-    def wait_for(self, count: int, timeout: float = 5.0) -> None:
-        with self.sink.condition:
-            assert self.sink.condition.wait_for(lambda: len(self.sink.events) >= count, timeout)
-
-    def close(self, *handles: Any) -> None:
-        for handle in (*handles, self.manager):
-            assert hr(self.fake.MpHandleClose(handle)) == S_OK
-        unregister(self.token)
-
-
-# -- building -----------------------------------------------------------------------------------
 
 
 def test_build_reuses_the_cached_library(tmp_path: Path) -> None:
@@ -542,7 +507,7 @@ def test_thread_delivery_calls_back_from_a_thread_python_did_not_create(
     h = Harness(fake, sink)
     python_threads = {t.ident for t in threading.enumerate()}
     _, update = h.start()
-    h.wait_for(16)
+    assert h.wait_for(16)
     h.close(update)
     assert len({t.ident for t in sink.threads}) == 1
     worker = sink.threads[0]
@@ -589,7 +554,7 @@ def test_a_synchronous_never_ending_thread_update_waits_for_an_abort(
     returned: list[tuple[int, Any]] = []
     caller = threading.Thread(target=lambda: returned.append(h.start(int(UpdateOption.PROGRESS))))
     caller.start()
-    h.wait_for(2)
+    assert h.wait_for(2)
     assert caller.is_alive() and fake.live_workers == 1
     assert hr(fake.MpUpdateControl(h.manager, 0)) == S_OK
     caller.join(5)
@@ -608,7 +573,7 @@ def test_closing_a_running_thread_update_delivers_complete_before_returning(
     fake = native("hung", delivery="thread")
     h = Harness(fake)
     _, update = h.start()
-    h.wait_for(2)
+    assert h.wait_for(2)
     assert hr(fake.MpHandleClose(update)) == S_OK
     assert h.notifies()[-1] == Notify.SIGUPDATE_COMPLETE  # already there: no waiting
     assert fake.live_workers == 0
@@ -622,7 +587,7 @@ def test_an_update_aborted_before_it_began_still_sends_start(native: Callable[..
     _, update = h.start()
     assert fake.wait_held(1)
     assert hr(fake.MpUpdateControl(h.manager, 0)) == S_OK
-    h.wait_for(2)
+    assert h.wait_for(2)
     assert h.notifies() == [Notify.SIGUPDATE_START, Notify.SIGUPDATE_COMPLETE]
     h.close(update)
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from mpupdate._native import Sink, ffi, lib, register, unregister
+from mpupdate._native import ffi, unregister
 from mpupdate.constants import (
     E_ABORT,
     E_FAIL,
@@ -23,40 +23,13 @@ from mpupdate.constants import (
 from mpupdate.errors import to_unsigned
 from mpupdate.events import read_utf16
 from mpupdate.fakes import FakeHang, FakeMpClient, FakeViolation, Scenario, VirtualClockStall
+from mpupdate.fakes.session import RawSession as Harness
 
 ASYNC_PROGRESS = int(UpdateOption.ASYNC | UpdateOption.PROGRESS)
 
 
 def hr(value: int) -> int:
     return to_unsigned(value)
-
-
-class Harness:
-    """Drives a fake by hand: a registered sink, callback info, handle out-pointers."""
-
-    def __init__(self, fake: FakeMpClient) -> None:
-        self.fake = fake
-        self.sink = Sink()
-        self.token = register(self.sink)
-        self.info = ffi.new("MPCALLBACK_INFO *")
-        self.info.pfnCallbackFunction = lib.mpupdate_callback
-        self.info.CallbackContext = self.token
-        out = ffi.new("MPHANDLE *")
-        assert hr(fake.MpManagerOpen(0, out)) == S_OK
-        self.manager = out[0]
-
-    def start(self, options: int = ASYNC_PROGRESS) -> tuple[int, Any]:
-        out = ffi.new("MPHANDLE *")
-        result = hr(self.fake.MpUpdateStart(self.manager, options, self.info, out))
-        return result, out[0]
-
-    def notifies(self) -> list[Any]:
-        return [event.notify for event in self.sink.events]
-
-    def close(self, *handles: Any) -> None:
-        for handle in (*handles, self.manager):
-            assert hr(self.fake.MpHandleClose(handle)) == S_OK
-        unregister(self.token)
 
 
 @pytest.fixture
@@ -70,7 +43,7 @@ def harness_for(fake_mpclient: Any) -> Any:
 
     yield make
     for harness in made:
-        unregister(harness.token)
+        harness.unregister()
 
 
 def test_manager_open_rejects_reserved_and_null_out_pointer() -> None:
@@ -90,7 +63,7 @@ def test_manager_open_fails_as_the_scenario_says() -> None:
 def test_update_start_argument_checks(harness_for: Any) -> None:
     h = harness_for()
     out = ffi.new("MPHANDLE *")
-    fake = h.fake
+    fake = h.backend
     assert hr(fake.MpUpdateStart(h.manager, ASYNC_PROGRESS, ffi.NULL, out)) == E_INVALIDARG
     assert hr(fake.MpUpdateStart(h.manager, ASYNC_PROGRESS, h.info, ffi.NULL)) == E_INVALIDARG
     bogus = ffi.cast("MPHANDLE", 0x1234)
@@ -108,7 +81,7 @@ def test_update_start_with_an_update_handle_is_e_handle(harness_for: Any) -> Non
     result, update = h.start()
     assert result == S_OK
     out = ffi.new("MPHANDLE *")
-    assert hr(h.fake.MpUpdateStart(update, ASYNC_PROGRESS, h.info, out)) == E_HANDLE
+    assert hr(h.backend.MpUpdateStart(update, ASYNC_PROGRESS, h.info, out)) == E_HANDLE
     h.close(update)
 
 
@@ -117,10 +90,10 @@ def test_null_callback_function_is_a_violation_because_the_dll_crashes(harness_f
     h.info.pfnCallbackFunction = ffi.NULL
     with pytest.raises(FakeViolation, match="NULL callback function"):
         h.start()
-    assert h.fake.violations == [
+    assert h.backend.violations == [
         "MpUpdateStart was given a NULL callback function (the real DLL crashes)"
     ]
-    h.fake.violations.clear()
+    h.backend.violations.clear()
     h.close()
 
 
@@ -128,8 +101,8 @@ def test_lenient_fake_records_violation_and_returns_invalidarg(harness_for: Any)
     h = harness_for(strict=False)
     h.info.pfnCallbackFunction = ffi.NULL
     assert h.start()[0] == E_INVALIDARG
-    assert len(h.fake.violations) == 1
-    h.fake.violations.clear()
+    assert len(h.backend.violations) == 1
+    h.backend.violations.clear()
     h.close()
 
 
@@ -191,26 +164,26 @@ def test_synchronous_start_of_a_never_ending_scenario_refuses_to_hang(harness_fo
 def test_pause_and_resume_are_refused_and_unknown_controls_invalid(harness_for: Any) -> None:
     h = harness_for("hung", delivery="timed")
     _, update = h.start()
-    assert hr(h.fake.MpUpdateControl(h.manager, Control.PAUSE)) == ERROR_INVALID_OPERATION
-    assert hr(h.fake.MpUpdateControl(h.manager, Control.RESUME)) == ERROR_INVALID_OPERATION
-    assert hr(h.fake.MpUpdateControl(h.manager, 7)) == E_INVALIDARG
+    assert hr(h.backend.MpUpdateControl(h.manager, Control.PAUSE)) == ERROR_INVALID_OPERATION
+    assert hr(h.backend.MpUpdateControl(h.manager, Control.RESUME)) == ERROR_INVALID_OPERATION
+    assert hr(h.backend.MpUpdateControl(h.manager, 7)) == E_INVALIDARG
     h.close(update)
 
 
 def test_abort_is_honoured_only_while_an_update_runs(harness_for: Any) -> None:
     h = harness_for("updated", delivery="immediate")
     _, update = h.start()  # immediate: already finished when MpUpdateStart returns
-    assert hr(h.fake.MpUpdateControl(h.manager, Control.ABORT)) == S_FALSE
-    assert h.fake.updates[0].aborted is False
+    assert hr(h.backend.MpUpdateControl(h.manager, Control.ABORT)) == S_FALSE
+    assert h.backend.updates[0].aborted is False
     h.close(update)
 
 
 def test_abort_wants_the_manager_handle_like_the_shipped_dll(harness_for: Any) -> None:
     h = harness_for("cancelled", delivery="timed")
     _, update = h.start()
-    assert hr(h.fake.MpUpdateControl(update, Control.ABORT)) == E_HANDLE
-    assert hr(h.fake.MpUpdateControl(h.manager, Control.ABORT)) == S_OK
-    clock = h.fake.virtual_clock
+    assert hr(h.backend.MpUpdateControl(update, Control.ABORT)) == E_HANDLE
+    assert hr(h.backend.MpUpdateControl(h.manager, Control.ABORT)) == S_OK
+    clock = h.backend.virtual_clock
     assert clock.next_deadline() == pytest.approx(0.5)  # abort_latency of the scenario
     clock.advance(0.5)
     assert h.notifies() == [Notify.SIGUPDATE_START, Notify.SIGUPDATE_COMPLETE]
@@ -221,8 +194,8 @@ def test_abort_wants_the_manager_handle_like_the_shipped_dll(harness_for: Any) -
 def test_abort_handle_can_follow_the_docs_instead(harness_for: Any) -> None:
     h = harness_for("cancelled", delivery="timed", abort_handle="update")
     _, update = h.start()
-    assert hr(h.fake.MpUpdateControl(h.manager, Control.ABORT)) == E_HANDLE
-    assert hr(h.fake.MpUpdateControl(update, Control.ABORT)) == S_OK
+    assert hr(h.backend.MpUpdateControl(h.manager, Control.ABORT)) == E_HANDLE
+    assert hr(h.backend.MpUpdateControl(update, Control.ABORT)) == S_OK
     h.close(update)
 
 
@@ -230,7 +203,7 @@ def test_timed_delivery_follows_the_virtual_clock(harness_for: Any) -> None:
     h = harness_for("already-current", delivery="timed")
     _, update = h.start()
     assert h.notifies() == []
-    clock = h.fake.virtual_clock
+    clock = h.backend.virtual_clock
     clock.advance(0.2)
     assert h.notifies() == [Notify.SIGUPDATE_START, Notify.SIGUPDATE_SEARCH_START]
     clock.advance(10)
@@ -257,24 +230,24 @@ def test_timestamps_are_filetimes_of_the_scenario_times(harness_for: Any) -> Non
 def test_closing_a_running_update_aborts_it_and_delivers_complete(harness_for: Any) -> None:
     h = harness_for("cancelled", delivery="timed")
     _, update = h.start()
-    h.fake.virtual_clock.advance(100)
+    h.backend.virtual_clock.advance(100)
     delivered = len(h.sink.events)
-    assert hr(h.fake.MpHandleClose(update)) == S_OK
+    assert hr(h.backend.MpHandleClose(update)) == S_OK
     assert len(h.sink.events) == delivered + 1
     assert (h.sink.events[-1].notify, h.sink.events[-1].hresult) == (
         Notify.SIGUPDATE_COMPLETE,
         E_ABORT,
     )
-    assert h.fake.virtual_clock.next_deadline() is None
+    assert h.backend.virtual_clock.next_deadline() is None
     h.close()
 
 
 def test_closing_a_never_ending_thread_update_wakes_and_joins_its_worker(harness_for: Any) -> None:
     h = harness_for("hung", delivery="thread")
     _, update = h.start()
-    worker = h.fake.updates[0].worker
+    worker = h.backend.updates[0].worker
     assert worker is not None
-    assert hr(h.fake.MpHandleClose(update)) == S_OK
+    assert hr(h.backend.MpHandleClose(update)) == S_OK
     assert not worker.is_alive()
     assert h.sink.events[-1].hresult == E_ABORT
     h.close()
@@ -288,32 +261,32 @@ def test_thread_delivery_calls_back_from_another_thread(harness_for: Any) -> Non
         before_notify=lambda update, index, item: seen.append(threading.current_thread().name),
     )
     _, update = h.start()
-    h.fake.updates[0].worker.join()  # type: ignore[union-attr]
+    h.backend.updates[0].worker.join()  # type: ignore[union-attr]
     assert len(seen) == 5
-    assert set(seen) == {f"FakeMpClient-update-{h.fake.updates[0].handle:X}"}
+    assert set(seen) == {f"FakeMpClient-update-{h.backend.updates[0].handle:X}"}
     h.close(update)
 
 
 def test_double_close_is_a_violation(harness_for: Any) -> None:
     h = harness_for()
     _, update = h.start()
-    assert hr(h.fake.MpHandleClose(update)) == S_OK
+    assert hr(h.backend.MpHandleClose(update)) == S_OK
     with pytest.raises(FakeViolation, match="closed twice"):
-        h.fake.MpHandleClose(update)
-    h.fake.violations.clear()
+        h.backend.MpHandleClose(update)
+    h.backend.violations.clear()
     h.close()
 
 
 def test_use_after_close_is_a_violation(harness_for: Any) -> None:
     h = harness_for(strict=False)
     _, update = h.start()
-    h.fake.MpHandleClose(update)
-    assert hr(h.fake.MpUpdateControl(update, Control.ABORT)) == E_HANDLE
-    assert h.fake.violations == [
-        f"MpUpdateControl was given handle 0x{h.fake.updates[0].handle:X} after it was closed "
+    h.backend.MpHandleClose(update)
+    assert hr(h.backend.MpUpdateControl(update, Control.ABORT)) == E_HANDLE
+    assert h.backend.violations == [
+        f"MpUpdateControl was given handle 0x{h.backend.updates[0].handle:X} after it was closed "
         "(a use-after-free in the real DLL)"
     ]
-    h.fake.violations.clear()
+    h.backend.violations.clear()
     h.close()
 
 
@@ -331,33 +304,33 @@ def test_close_from_inside_the_callback_is_a_violation(harness_for: Any) -> None
 
     def close_inside(update: Any, index: int, item: Any) -> None:
         # before_notify runs where the callback runs; emulate a callback that closes its handle
-        h.fake._local.depth = 1
+        h.backend._local.depth = 1
         try:
-            attempts.append(hr(h.fake.MpHandleClose(ffi.cast("MPHANDLE", update.handle))))
+            attempts.append(hr(h.backend.MpHandleClose(ffi.cast("MPHANDLE", update.handle))))
         finally:
-            h.fake._local.depth = 0
+            h.backend._local.depth = 0
 
-    h.fake.before_notify = lambda update, index, item: (
+    h.backend.before_notify = lambda update, index, item: (
         index == 1 and close_inside(update, index, item)
     )
     _, update = h.start()
     assert attempts == [E_FAIL]
-    assert h.fake.violations == [
-        f"MpHandleClose(0x{h.fake.updates[0].handle:X}) was called from inside the callback "
+    assert h.backend.violations == [
+        f"MpHandleClose(0x{h.backend.updates[0].handle:X}) was called from inside the callback "
         "(the real DLL hits DebugBreak)"
     ]
-    h.fake.violations.clear()
+    h.backend.violations.clear()
     h.close(update)
 
 
 def test_closing_the_manager_before_its_updates_is_a_violation(harness_for: Any) -> None:
     h = harness_for(strict=False)
     _, update = h.start()
-    h.fake.MpHandleClose(h.manager)
-    assert len(h.fake.violations) == 1
-    assert "still open" in h.fake.violations[0]
-    h.fake.violations.clear()
-    h.fake.MpHandleClose(update)
+    h.backend.MpHandleClose(h.manager)
+    assert len(h.backend.violations) == 1
+    assert "still open" in h.backend.violations[0]
+    h.backend.violations.clear()
+    h.backend.MpHandleClose(update)
     unregister(h.token)
 
 
@@ -389,51 +362,51 @@ def test_notification_data_is_freed_after_the_callback_returns() -> None:
 def test_error_message_is_utf16_and_must_be_freed_with_mp_free_memory(harness_for: Any) -> None:
     h = harness_for()
     text = ffi.new("uint16_t **")
-    assert hr(h.fake.MpErrorMessageFormat(h.manager, -2147024891, text)) == S_OK  # 0x80070005
+    assert hr(h.backend.MpErrorMessageFormat(h.manager, -2147024891, text)) == S_OK  # 0x80070005
     assert read_utf16(text[0]) == "Access is denied.\r\n"
-    assert h.fake.outstanding_allocations == 1
-    h.fake.MpFreeMemory(text[0])
-    assert h.fake.outstanding_allocations == 0
+    assert h.backend.outstanding_allocations == 1
+    h.backend.MpFreeMemory(text[0])
+    assert h.backend.outstanding_allocations == 0
     with pytest.raises(FakeViolation, match="freed twice"):
-        h.fake.MpFreeMemory(text[0])
-    h.fake.violations.clear()
-    h.fake.MpFreeMemory(ffi.NULL)  # a no-op
+        h.backend.MpFreeMemory(text[0])
+    h.backend.violations.clear()
+    h.backend.MpFreeMemory(ffi.NULL)  # a no-op
     h.close()
 
 
 def test_error_message_checks_its_arguments(harness_for: Any) -> None:
     h = harness_for()
     text = ffi.new("uint16_t **")
-    assert hr(h.fake.MpErrorMessageFormat(ffi.NULL, 5, text)) == E_INVALIDARG  # [BIN]
-    assert hr(h.fake.MpErrorMessageFormat(ffi.cast("MPHANDLE", 0x1234), 5, text)) == E_HANDLE
-    assert hr(h.fake.MpErrorMessageFormat(h.manager, 5, ffi.NULL)) == E_INVALIDARG
-    assert hr(h.fake.MpErrorMessageFormat(h.manager, 0x12345, text)) == E_FAIL  # not described
+    assert hr(h.backend.MpErrorMessageFormat(ffi.NULL, 5, text)) == E_INVALIDARG  # [BIN]
+    assert hr(h.backend.MpErrorMessageFormat(ffi.cast("MPHANDLE", 0x1234), 5, text)) == E_HANDLE
+    assert hr(h.backend.MpErrorMessageFormat(h.manager, 5, ffi.NULL)) == E_INVALIDARG
+    assert hr(h.backend.MpErrorMessageFormat(h.manager, 0x12345, text)) == E_FAIL  # not described
     h.close()
 
 
 def test_scenario_messages_override_the_table(harness_for: Any) -> None:
     h = harness_for(Scenario("x", messages=((0x80070005, "Zugriff verweigert."),)))
     text = ffi.new("uint16_t **")
-    h.fake.MpErrorMessageFormat(h.manager, -2147024891, text)
+    h.backend.MpErrorMessageFormat(h.manager, -2147024891, text)
     assert read_utf16(text[0]) == "Zugriff verweigert.\r\n"
-    h.fake.MpFreeMemory(text[0])
+    h.backend.MpFreeMemory(text[0])
     h.close()
 
 
 def test_versions_change_only_after_a_successful_update(harness_for: Any) -> None:
     h = harness_for("updated", delivery="timed")
     info = ffi.new("MPVERSION_INFO *")
-    assert hr(h.fake.MpManagerVersionQuery(h.manager, info)) == S_OK
+    assert hr(h.backend.MpManagerVersionQuery(h.manager, info)) == S_OK
     assert info.AVSignature.Version == (1 << 48) | (419 << 32) | (120 << 16)
     _, update = h.start()
-    h.fake.virtual_clock.advance(1)
-    h.fake.MpManagerVersionQuery(h.manager, info)
+    h.backend.virtual_clock.advance(1)
+    h.backend.MpManagerVersionQuery(h.manager, info)
     assert info.AVSignature.Version == (1 << 48) | (419 << 32) | (120 << 16)
-    h.fake.virtual_clock.advance(60)
-    h.fake.MpManagerVersionQuery(h.manager, info)
+    h.backend.virtual_clock.advance(60)
+    h.backend.MpManagerVersionQuery(h.manager, info)
     assert info.AVSignature.Version == (1 << 48) | (419 << 32) | (135 << 16)
-    assert hr(h.fake.MpManagerVersionQuery(h.manager, ffi.NULL)) == E_INVALIDARG
-    assert hr(h.fake.MpManagerVersionQuery(update, info)) == E_HANDLE
+    assert hr(h.backend.MpManagerVersionQuery(h.manager, ffi.NULL)) == E_INVALIDARG
+    assert hr(h.backend.MpManagerVersionQuery(update, info)) == E_HANDLE
     h.close(update)
 
 
@@ -441,11 +414,11 @@ def test_assert_clean_names_what_is_left(harness_for: Any) -> None:
     h = harness_for()
     _, update = h.start()
     with pytest.raises(AssertionError) as caught:
-        h.fake.assert_clean()
+        h.backend.assert_clean()
     assert "manager handle 0x10000000 left open" in str(caught.value)
     assert "update handle 0x10000010 left open" in str(caught.value)
     h.close(update)
-    h.fake.assert_clean()
+    h.backend.assert_clean()
 
 
 def test_virtual_clock_refuses_to_wait_forever() -> None:
@@ -479,18 +452,19 @@ def test_two_threads_closing_one_handle_is_one_close_and_one_violation() -> None
     h = Harness(SlowClose("hung", delivery="timed", strict=False))
     _, update = h.start()
     results: list[int] = []
-    first = threading.Thread(target=lambda: results.append(hr(h.fake.MpHandleClose(update))))
+    first = threading.Thread(target=lambda: results.append(hr(h.backend.MpHandleClose(update))))
     first.start()
     assert entered.wait(10)
-    assert hr(h.fake.MpHandleClose(update)) == E_HANDLE  # while the first is still closing
+    assert hr(h.backend.MpHandleClose(update)) == E_HANDLE  # while the first is still closing
     release.set()
     first.join(10)
     assert results == [S_OK]
-    assert h.fake.violations == [
-        f"handle 0x{h.fake.updates[0].handle:X} was closed twice (a use-after-free in the real DLL)"
+    handle = h.backend.updates[0].handle
+    assert h.backend.violations == [
+        f"handle 0x{handle:X} was closed twice (a use-after-free in the real DLL)"
     ]
-    assert [c.hresult for c in h.fake.calls_to("MpHandleClose")] == [E_HANDLE, S_OK]
-    h.fake.violations.clear()
+    assert [c.hresult for c in h.backend.calls_to("MpHandleClose")] == [E_HANDLE, S_OK]
+    h.backend.violations.clear()
     h.close()
 
 
