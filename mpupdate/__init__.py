@@ -27,8 +27,9 @@ except ImportError as _error:
         f"module in place. ({_error})"
     ) from _error
 
+from .api import update
 from .backends import Backend, DllBackend, MpClientOverrideWarning
-from .client import Client, ProgressFunction, UpdateOperation, update
+from .client import Client, ProgressFunction, UpdateOperation
 from .constants import (
     CallbackType,
     Control,
@@ -54,7 +55,8 @@ from .errors import (
     UpdateServiceUnavailableError,
 )
 from .events import Event
-from .machine import Anomaly, Outcome, Phase, Progress, UpdateMachine, UpdateResult
+from .machine import Phase, Progress, UpdateMachine
+from .results import Anomaly, Outcome, UpdateResult
 from .versions import ComponentVersion, VersionInfo
 
 if TYPE_CHECKING:

@@ -97,7 +97,7 @@ def in_callback() -> bool:
     return getattr(_local, "depth", 0) > 0
 
 
-@ffi.def_extern()  # type: ignore[misc]
+@ffi.def_extern()
 def mpupdate_callback(context: int, data: Any) -> int:
     global _stray_count
     _local.depth = getattr(_local, "depth", 0) + 1

@@ -16,11 +16,13 @@ import logging
 import threading
 from typing import Optional, Union
 
+from .api import run_update
 from .backends import Backend
-from .client import ProgressFunction, UpdateOperation, run_update
+from .client import ProgressFunction, UpdateOperation
 from .constants import Source, UpdateOption
 from .errors import MpError
-from .machine import Progress, UpdateResult
+from .machine import Progress
+from .results import UpdateResult
 
 __all__ = ["update_async"]
 

@@ -28,15 +28,18 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Protocol, Union, runtime_checkable
 
+from .clock import SYSTEM_CLOCK, Clock
 from .constants import DEFENDER_REGISTRY_KEY, DEFENDER_REGISTRY_VALUE, E_NOT_LOADED
 from .errors import BackendUnavailableError, format_hresult, to_unsigned
 
 __all__ = [
     "EXPORTS",
     "Backend",
+    "ClockedBackend",
     "DllBackend",
     "LoaderEnvironment",
     "MpClientOverrideWarning",
+    "backend_clock",
     "check_override",
     "locate_mpclient",
     "mpclient_candidates",
@@ -63,7 +66,13 @@ ENV_PATH = "MPUPDATE_MPCLIENT_PATH"
 
 @runtime_checkable
 class Backend(Protocol):
-    """What MpClient.dll exports, as the binding calls it. HRESULTs come back signed."""
+    """What MpClient.dll exports, as the binding calls it. HRESULTs come back signed.
+
+    Time is part of the contract too, optionally: a backend that delivers notifications on a
+    clock of its own (the fakes' virtual time) is a :class:`ClockedBackend`, with a ``clock``
+    attribute, and the client waits and stamps its results on that clock. Any other backend runs
+    on the system's clock. The client asks :func:`backend_clock`, never the attribute itself.
+    """
 
     def MpManagerOpen(self, dwReserved: int, phMpHandle: Any) -> int: ...
 
@@ -80,6 +89,28 @@ class Backend(Protocol):
     def MpFreeMemory(self, pMemory: Any) -> None: ...
 
     def MpManagerVersionQuery(self, hMpHandle: Any, pInfo: Any) -> int: ...
+
+
+@runtime_checkable
+class ClockedBackend(Backend, Protocol):
+    """A :class:`Backend` that names the :class:`~mpupdate.clock.Clock` the client must wait on.
+
+    :class:`DllBackend` has the system clock; :class:`mpupdate.fakes.FakeMpClient` its virtual
+    clock in ``immediate`` and ``timed`` delivery (where ``wait`` advances virtual time instead of
+    sleeping) and the system clock in ``thread`` delivery.
+    """
+
+    clock: Clock
+
+
+def backend_clock(backend: Backend) -> Clock:
+    """The clock to wait on with ``backend``: its ``clock`` if it is a :class:`ClockedBackend`
+    (and the clock is set), else :data:`~mpupdate.clock.SYSTEM_CLOCK`."""
+    if isinstance(backend, ClockedBackend):
+        clock: Optional[Clock] = backend.clock
+        if clock is not None:
+            return clock
+    return SYSTEM_CLOCK
 
 
 class MpClientOverrideWarning(UserWarning):
@@ -471,6 +502,9 @@ class DllBackend:
 
     def __repr__(self) -> str:
         return f"DllBackend({self.path!r})"
+
+    #: The library delivers in real time.
+    clock: Clock = SYSTEM_CLOCK
 
     # The exports are bound per instance in __init__; these keep type checkers informed.
     MpManagerOpen: Callable[[int, Any], int]

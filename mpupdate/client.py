@@ -1,22 +1,20 @@
 """Client (the manager handle) and UpdateOperation (one update handle).
 
-Ownership: each MPHANDLE belongs to one :class:`_OwnedHandle`, which closes it exactly once: on
-``close()``, on leaving a ``with`` block, when its owner is garbage-collected, or at interpreter
-exit. A close is never made on the callback thread (MpClient hits ``DebugBreak`` there); if the
-garbage collector happens to run there, the close is deferred to the next call into this module
-or to interpreter exit.
+Each MPHANDLE is owned by one :class:`~mpupdate.handles.OwnedHandle` (see :mod:`mpupdate.handles`):
+the Client owns the manager handle, each UpdateOperation its update handle, and each is closed
+exactly once, never on the callback thread.
 
 Waiting happens in Python: :meth:`Client.start_update` starts with the ASYNC option and the
-operation waits on a condition through the backend's clock, so timeouts and Ctrl-C work. On
-expiry, interrupt, a raising progress function or a strict-mode violation, the operation sends
-ABORT, closes its handle (MpClient then cancels and waits for the update) and reports
-``TIMED_OUT`` or ``CANCELLED``.
+operation waits on a condition through the backend's clock
+(:func:`~mpupdate.backends.backend_clock`), so timeouts and Ctrl-C work. On expiry, interrupt, a
+raising progress function or a strict-mode violation, the operation sends ABORT, closes its handle
+(MpClient then cancels and waits for the update) and reports ``TIMED_OUT`` or ``CANCELLED``.
+
+The one-call façade, :func:`mpupdate.update`, is in :mod:`mpupdate.api`.
 """
 
 from __future__ import annotations
 
-import atexit
-import logging
 import threading
 import weakref
 from collections.abc import Iterator
@@ -24,129 +22,46 @@ from typing import Any, Callable, Optional, Union
 
 from . import _native
 from ._native import ffi
-from .backends import Backend, resolve_backend
-from .clock import SYSTEM_CLOCK, Clock
+from .backends import Backend, backend_clock, resolve_backend
+from .clock import Clock
 from .constants import (
     E_ABORT,
     E_FAIL,
     E_HANDLE,
     E_INVALIDARG,
     E_TIMEOUT,
-    S_FALSE,
     Control,
     Source,
     UpdateOption,
 )
-from .errors import (
-    BackendUnavailableError,
-    MpError,
-    ProtocolError,
-    describe,
-    error_for,
-    failed,
-    format_hresult,
-    message_for,
-    to_signed,
-    to_unsigned,
-    update_error_for,
-)
+from .errors import MpError, ProtocolError, Step, error_for
 from .events import Event, read_utf16
-from .machine import Outcome, Progress, UpdateMachine, UpdateResult, outcome_of
+from .handles import HandleKind, OwnedHandle, flush_deferred_closes
+from .hresults import describe, failed, format_hresult, message_for, to_signed, to_unsigned
+from .machine import Phase, Progress, UpdateMachine
+from .results import Outcome, UpdateResult, outcome_of
 from .versions import VersionInfo
 
-__all__ = ["Client", "ProgressFunction", "UpdateOperation", "update"]
-
-log = logging.getLogger("mpupdate")
+__all__ = ["Client", "ProgressFunction", "UpdateOperation", "update_flags"]
 
 ProgressFunction = Callable[[Progress], Any]
 """Called on the caller's thread after every event; raising cancels the update."""
 
-_deferred_lock = threading.Lock()
-#: Closes requested on the callback thread (by the garbage collector), each with everything
-#: it needs (the update's callback info and routing token live until it runs).
-_deferred: list[Callable[[], int]] = []
 
-
-def _close_handle_now(
-    backend: Backend,
-    handle: Any,
-    kind: str,
-    after_close: Optional[Callable[[], None]],
-    keep_alive: Any,
-) -> int:
-    """Close one owned handle; defer the whole close if this thread is inside the callback.
-
-    A manager's deferred update closes run first: updates are closed before their manager.
-    ``keep_alive`` is only held here, until the close has returned.
-    """
-    if _native.in_callback():
-        with _deferred_lock:
-            _deferred.append(
-                lambda: _close_handle_now(backend, handle, kind, after_close, keep_alive)
-            )
-        return 0
-    if kind == "manager":
-        flush_deferred_closes()
-    try:
-        hr = to_unsigned(backend.MpHandleClose(handle))
-    finally:
-        if after_close is not None:
-            after_close()
-    if failed(hr):
-        log.warning("mpupdate: MpHandleClose(%s handle) failed: %s", kind, format_hresult(hr))
-    return hr
-
-
-def flush_deferred_closes() -> None:
-    """Run the closes that had to wait until we were off the callback thread."""
-    if _native.in_callback():
-        return
-    with _deferred_lock:
-        pending = _deferred[:]
-        del _deferred[:]
-    for close in pending:
-        close()
-
-
-atexit.register(flush_deferred_closes)
-
-
-class _OwnedHandle:
-    """One MPHANDLE and the promise to close it exactly once (never on the callback thread)."""
-
-    def __init__(
-        self,
-        backend: Backend,
-        handle: Any,
-        kind: str,
-        after_close: Optional[Callable[[], None]] = None,
-        keep_alive: Any = None,
-    ) -> None:
-        self.handle = handle
-        self.kind = kind
-        # keep_alive (an update's MPCALLBACK_INFO, which MpClient may read until the handle is
-        # closed) is held by the finalizer, so it outlives the close even when the owner is
-        # garbage-collected.
-        self._finalizer = weakref.finalize(
-            self, _close_handle_now, backend, handle, kind, after_close, keep_alive
-        )
-
-    @property
-    def closed(self) -> bool:
-        return not self._finalizer.alive
-
-    def close(self) -> int:
-        """Close the handle if this is the first call; returns the HRESULT (S_FALSE if already)."""
-        result = self._finalizer()
-        return S_FALSE if result is None else int(result)
-
-
-def _check(function: str, hresult: int, client: Optional[Client] = None) -> None:
+def _check(step: Step, hresult: int, client: Optional[Client] = None) -> None:
     if failed(hresult):
         # Without a manager handle MpErrorMessageFormat cannot answer [BIN]: the system's text
         # (Windows) or the offline table's, as message_for chooses.
         message = client.error_message(hresult) if client is not None else message_for(hresult)
-        raise error_for(function, hresult, message)
+        raise error_for(step, hresult, message)
+
+
+def update_flags(source: Source, options: Union[UpdateOption, int, None], blocking: bool) -> int:
+    """``dwUpdateOptions``: ``options`` (default PROGRESS), source bit, ASYNC unless blocking."""
+    if not isinstance(source, Source):
+        raise TypeError(f"source must be a mpupdate.Source, not {type(source).__name__}")
+    flags = int(UpdateOption.PROGRESS if options is None else options) | int(source.option)
+    return flags if blocking else flags | int(UpdateOption.ASYNC)
 
 
 class Client:
@@ -160,15 +75,14 @@ class Client:
     def __init__(self, backend: Union[Backend, str, None] = None) -> None:
         flush_deferred_closes()
         self.backend: Backend = resolve_backend(backend)
-        clock = getattr(self.backend, "clock", None)
-        self.clock: Clock = clock if clock is not None else SYSTEM_CLOCK
-        #: Which handle MpUpdateControl(ABORT) accepted last ("update" or "manager"), once known.
-        self.abort_handle: Optional[str] = None
+        #: What waiting and timestamps run on: the backend's own clock, else the system's.
+        self.clock: Clock = backend_clock(self.backend)
+        self._abort_handle: Optional[HandleKind] = None
         self._operations: weakref.WeakSet[UpdateOperation] = weakref.WeakSet()
         out = ffi.new("MPHANDLE *")
         hr = to_unsigned(self.backend.MpManagerOpen(0, out))
-        _check("MpManagerOpen", hr)
-        self._handle = _OwnedHandle(self.backend, out[0], "manager")
+        _check(Step.MP_MANAGER_OPEN, hr)
+        self._handle = OwnedHandle(self.backend, out[0], HandleKind.MANAGER)
 
     @property
     def handle(self) -> Any:
@@ -180,6 +94,24 @@ class Client:
     @property
     def closed(self) -> bool:
         return self._handle.closed
+
+    @property
+    def abort_handle(self) -> Optional[HandleKind]:
+        """Which handle ``MpUpdateControl(ABORT)`` accepted last, once known; None before.
+
+        A :class:`~mpupdate.handles.HandleKind` (equal to ``"manager"`` or ``"update"``); the next
+        :meth:`UpdateOperation.cancel` tries that kind first. May be set, to a kind or its text.
+        """
+        return self._abort_handle
+
+    @abort_handle.setter
+    def abort_handle(self, kind: Union[HandleKind, str, None]) -> None:
+        try:
+            self._abort_handle = None if kind is None else HandleKind(kind)
+        except ValueError:
+            raise ValueError(
+                f"abort_handle must be 'manager', 'update' or None, not {kind!r}"
+            ) from None
 
     def close(self) -> None:
         """Close every operation still open (cancelling running ones), then the manager handle."""
@@ -201,7 +133,7 @@ class Client:
         """The component versions (``MpManagerVersionQuery``)."""
         info = ffi.new("MPVERSION_INFO *")
         hr = to_unsigned(self.backend.MpManagerVersionQuery(self.handle, info))
-        _check("MpManagerVersionQuery", hr, self)
+        _check(Step.MP_MANAGER_VERSION_QUERY, hr, self)
         return VersionInfo.from_struct(info)
 
     def error_message(self, hresult: int) -> str:
@@ -240,26 +172,10 @@ class Client:
         Raises an :class:`~mpupdate.MpError` subclass when ``MpUpdateStart`` fails.
         """
         flush_deferred_closes()
-        flags = _update_flags(source, options, blocking)
+        flags = update_flags(source, options, blocking)
         operation = UpdateOperation(self, source, flags, strict, progress)
-        operation._start()
         self._operations.add(operation)  # only operations that hold a handle need closing
         return operation
-
-    def _versions_or_none(self, machine: UpdateMachine, when: str) -> Optional[VersionInfo]:
-        try:
-            return self.version()
-        except MpError as exc:
-            machine.note(f"versions {when} the update unavailable: {exc.name}")
-            return None
-
-
-def _update_flags(source: Source, options: Union[UpdateOption, int, None], blocking: bool) -> int:
-    """``dwUpdateOptions``: ``options`` (default PROGRESS), source bit, ASYNC unless blocking."""
-    if not isinstance(source, Source):
-        raise TypeError(f"source must be a mpupdate.Source, not {type(source).__name__}")
-    flags = int(UpdateOption.PROGRESS if options is None else options) | int(source.option)
-    return flags if blocking else flags | int(UpdateOption.ASYNC)
 
 
 _MESSAGES = {
@@ -280,6 +196,8 @@ _WRONG_HANDLE_KIND = frozenset({E_HANDLE, E_INVALIDARG})
 class UpdateOperation:
     """One update: its handle, its events, its result.
 
+    Made by :meth:`Client.start_update`; constructing one starts the update (``MpUpdateStart``
+    with ``options``, the final ``dwUpdateOptions``), as constructing a Client opens the manager.
     Use as a context manager; leaving the block closes the handle (aborting the update first if
     it is still running). Events are consumed by :meth:`events` or :meth:`wait` on one thread.
     """
@@ -299,7 +217,7 @@ class UpdateOperation:
         self._progress_function = progress
         self._machine = UpdateMachine(strict=strict, options=options)
         self._sink = _native.Sink()
-        self._handle: Optional[_OwnedHandle] = None
+        self._handle: Optional[OwnedHandle] = None
         self._events: list[Event] = []
         self._result: Optional[UpdateResult] = None
         self._consume_lock = threading.Lock()
@@ -307,15 +225,16 @@ class UpdateOperation:
         # close() (perhaps on another thread) may drain and finish. Taken before sink.condition.
         self._state = threading.RLock()
         #: Which handle MpUpdateControl(ABORT) accepted for this update, once one did.
-        self.abort_handle: Optional[str] = None
+        self.abort_handle: Optional[HandleKind] = None
         self.versions_before: Optional[VersionInfo] = None
         self.started_at = client.clock.now()  # set again just before MpUpdateStart
+        self._start()
 
     # -- starting -------------------------------------------------------------------------
 
     def _start(self) -> None:
         client = self.client
-        self.versions_before = client._versions_or_none(self._machine, "before")
+        self.versions_before = self._versions("before")
         token = _native.register(self._sink)
         info = ffi.new("MPCALLBACK_INFO *")
         info.pfnCallbackFunction = _native.lib.mpupdate_callback
@@ -324,7 +243,7 @@ class UpdateOperation:
         self.started_at = client.clock.now()
         try:
             hr = to_unsigned(client.backend.MpUpdateStart(client.handle, self.options, info, out))
-            _check("MpUpdateStart", hr, client)
+            _check(Step.MP_UPDATE_START, hr, client)
         except BaseException:
             _native.unregister(token)
             raise
@@ -332,8 +251,8 @@ class UpdateOperation:
             _native.unregister(token)
             self._machine.note("MpUpdateStart succeeded but returned a NULL update handle")
         else:
-            self._handle = _OwnedHandle(
-                client.backend, out[0], "update", lambda: _native.unregister(token), info
+            self._handle = OwnedHandle(
+                client.backend, out[0], HandleKind.UPDATE, lambda: _native.unregister(token), info
             )
         interrupt = self._sink.interrupt
         if interrupt is not None:  # Ctrl-C inside the callback of a synchronous start
@@ -364,7 +283,7 @@ class UpdateOperation:
         return self._machine.percent
 
     @property
-    def phase(self) -> Any:
+    def phase(self) -> Phase:
         """The :class:`~mpupdate.Phase` so far."""
         return self._machine.phase
 
@@ -459,15 +378,15 @@ class UpdateOperation:
         if self._result is not None or self._machine.done:
             return
         hr = self._send_abort()
-        _check("MpUpdateControl", hr, self.client)
+        _check(Step.MP_UPDATE_CONTROL, hr, self.client)
 
     def _send_abort(self) -> int:
-        kinds = ["update", "manager"]
-        if self.client.abort_handle == "manager":
+        kinds = [HandleKind.UPDATE, HandleKind.MANAGER]
+        if self.client.abort_handle is HandleKind.MANAGER:
             kinds.reverse()
         hr = E_HANDLE
         for kind in kinds:
-            handle = self.handle if kind == "update" else self.client.handle
+            handle = self.handle if kind is HandleKind.UPDATE else self.client.handle
             if handle is None:
                 continue
             hr = to_unsigned(self.client.backend.MpUpdateControl(handle, int(Control.ABORT)))
@@ -566,13 +485,22 @@ class UpdateOperation:
         if pending is not None:
             raise pending
 
+    def _versions(self, when: str) -> Optional[VersionInfo]:
+        """The client's versions ``when`` ("before"/"after") the update; None, noted as an
+        anomaly, where the query fails."""
+        try:
+            return self.client.version()
+        except MpError as exc:
+            self._machine.note(f"versions {when} the update unavailable: {exc.name}")
+            return None
+
     def _build(self, outcome: Outcome, hresult: int, message: Optional[str] = None) -> UpdateResult:
         machine, client = self._machine, self.client
         if message is None:
             message = _MESSAGES.get(outcome) or client.error_message(hresult)
         versions_after = None
         if not client.closed:
-            versions_after = client._versions_or_none(machine, "after")
+            versions_after = self._versions("after")
         return UpdateResult(
             outcome=outcome,
             hresult=hresult,
@@ -590,83 +518,3 @@ class UpdateOperation:
             if outcome in (Outcome.UPDATED, Outcome.ALREADY_CURRENT)
             else describe(hresult).hint,
         )
-
-
-def _failed_to_start(error: MpError, source: Source, options: int, clock: Clock) -> UpdateResult:
-    now = clock.now()
-    return UpdateResult(
-        outcome=Outcome.FAILED,
-        hresult=error.hresult,
-        message=error.message,
-        reboot_required=False,
-        events=(),
-        anomalies=(),
-        source=source,
-        options=options,
-        started_at=now,
-        finished_at=now,
-        hint=error.hint,
-    )
-
-
-def update(
-    source: Source = Source.DEFAULT,
-    progress: Optional[ProgressFunction] = None,
-    timeout: Optional[float] = None,
-    backend: Union[Backend, str, None] = None,
-    options: Union[UpdateOption, int, None] = None,
-    check: bool = True,
-    strict: bool = False,
-) -> UpdateResult:
-    """Update the signatures and return how it went; the one call most programs need.
-
-    Opens a :class:`Client`, starts the update (ASYNC), waits up to ``timeout`` seconds (None:
-    no limit), closes everything. ``progress`` gets a :class:`Progress` after every event;
-    raising from it cancels the update and the exception comes out of ``update()``. Ctrl-C
-    aborts the update, cleans up and re-raises KeyboardInterrupt.
-
-    With ``check=True`` (the default) an outcome other than UPDATED or ALREADY_CURRENT raises
-    :class:`~mpupdate.UpdateError` (of the cause's class where known, e.g.
-    ``UpdateAccessDeniedError``), its ``.result`` holding the :class:`UpdateResult`. A failure of
-    ``MpManagerOpen`` or ``MpUpdateStart`` is a FAILED result like any other. Only
-    :class:`~mpupdate.BackendUnavailableError` (no DLL here) is raised whatever ``check`` says.
-    """
-    return run_update(source, progress, timeout, backend, options, check, strict)
-
-
-def run_update(
-    source: Source,
-    progress: Optional[ProgressFunction],
-    timeout: Optional[float],
-    backend: Union[Backend, str, None],
-    options: Union[UpdateOption, int, None],
-    check: bool,
-    strict: bool,
-    started: Optional[Callable[[UpdateOperation], None]] = None,
-) -> UpdateResult:
-    """:func:`update`, plus ``started(operation)`` called once the update runs (for the asyncio
-    façade, which must be able to cancel it from another thread)."""
-    requested = _update_flags(source, options, blocking=False)
-    function = "SIGUPDATE_COMPLETE"
-    try:
-        with Client(backend) as client:
-            try:
-                operation = client.start_update(source, options, strict, progress)
-            except MpError as exc:
-                function = exc.function
-                result = _failed_to_start(exc, source, requested, client.clock)
-            else:
-                with operation:
-                    if started is not None:
-                        started(operation)
-                    result = operation.wait(timeout)
-                if result.outcome == Outcome.TIMED_OUT or not result.events:
-                    function = "UpdateOperation.wait"
-    except MpError as exc:
-        if isinstance(exc, BackendUnavailableError) or exc.function != "MpManagerOpen":
-            raise
-        function = exc.function
-        result = _failed_to_start(exc, source, requested, SYSTEM_CLOCK)
-    if check and not result.ok:
-        raise update_error_for(function, result.hresult, result.message, result)
-    return result

@@ -1,7 +1,9 @@
 """A pure state machine over Events: phase, overall progress, outcome, anomalies.
 
 No I/O, no threads, no clock: :class:`UpdateMachine` is fed :class:`~mpupdate.Event` values one by
-one (on the caller's thread) and answers what the update looks like so far.
+one (on the caller's thread) and answers what the update looks like so far. Its outcome and
+anomalies are values of :mod:`mpupdate.results` (:class:`Outcome`, :class:`Anomaly`, and the
+:class:`UpdateResult` the client builds), re-exported here.
 
 **Lenient** (the default, for production): any order is accepted, because the real order of the
 middle notifications has never been observed; the first SIGUPDATE_COMPLETE is terminal; data may
@@ -27,43 +29,26 @@ from __future__ import annotations
 import enum
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Optional, Union
+from typing import TYPE_CHECKING, Literal, Optional, Union
 
 from .constants import (
-    E_ABORT,
     PROGRESS_NOTIFICATIONS,
     S_FALSE,
     S_OK,
     CallbackType,
     Notify,
-    Source,
     UpdateOption,
 )
-from .errors import ProtocolError, failed, format_hresult
+from .errors import ProtocolError
+from .hresults import failed, format_hresult
+from .results import Anomaly, Outcome, UpdateResult, outcome_of
 
 if TYPE_CHECKING:
     from .events import Event
-    from .versions import VersionInfo
 
 __all__ = ["Anomaly", "Outcome", "Phase", "Progress", "UpdateMachine", "UpdateResult"]
 
 log = logging.getLogger("mpupdate")
-
-
-class Outcome(enum.Enum):
-    """How an update ended."""
-
-    UPDATED = "updated"
-    """COMPLETE reported success: new signatures are installed."""
-    ALREADY_CURRENT = "already current"
-    """COMPLETE reported S_FALSE: no update was needed."""
-    FAILED = "failed"
-    """The update (or the call that starts it) reported a failure."""
-    CANCELLED = "cancelled"
-    """The update was aborted (COMPLETE with E_ABORT, ``cancel()``, Ctrl-C, a raising hook)."""
-    TIMED_OUT = "timed out"
-    """The timeout expired first; the update was aborted."""
 
 
 class Phase(enum.Enum):
@@ -76,19 +61,6 @@ class Phase(enum.Enum):
     INSTALLING = "installing"
     FINISHING = "finishing"
     DONE = "done"
-
-
-@dataclass(frozen=True)
-class Anomaly:
-    """Something the update did that the grammar does not expect (kept, never swallowed)."""
-
-    position: Optional[int]
-    """Index of the event in the update's event list; None when not tied to one event."""
-    message: str
-
-    def __str__(self) -> str:
-        where = "" if self.position is None else f"event {self.position}: "
-        return where + self.message
 
 
 @dataclass(frozen=True)
@@ -105,63 +77,18 @@ class Progress:
     """How many packages the update handles, when known."""
 
 
-@dataclass(frozen=True)
-class UpdateResult:
-    """How an update ended, with everything that was seen on the way."""
-
-    outcome: Outcome
-    hresult: int
-    """Unsigned. COMPLETE's hResult, the failing call's, or ERROR_TIMEOUT (0x800705B4)."""
-    message: str
-    reboot_required: bool
-    events: tuple[Event, ...]
-    anomalies: tuple[Anomaly, ...]
-    source: Source
-    options: int
-    """The ``dwUpdateOptions`` actually passed to ``MpUpdateStart``."""
-    started_at: datetime
-    finished_at: datetime
-    versions_before: Optional[VersionInfo] = None
-    versions_after: Optional[VersionInfo] = None
-    hint: Optional[str] = None
-
-    @property
-    def ok(self) -> bool:
-        """True for UPDATED and ALREADY_CURRENT."""
-        return self.outcome in (Outcome.UPDATED, Outcome.ALREADY_CURRENT)
-
-    @property
-    def duration(self) -> timedelta:
-        return self.finished_at - self.started_at
-
-    def __str__(self) -> str:
-        text = f"{self.outcome.name} {format_hresult(self.hresult)}: {self.message}"
-        if self.reboot_required:
-            text += " (reboot required)"
-        return text
-
-
-def outcome_of(hresult: int) -> Outcome:
-    """The outcome a SIGUPDATE_COMPLETE with this hResult (signed or unsigned) means."""
-    hresult &= 0xFFFFFFFF
-    if hresult == S_FALSE:
-        return Outcome.ALREADY_CURRENT
-    if hresult == E_ABORT:
-        return Outcome.CANCELLED
-    if failed(hresult):
-        return Outcome.FAILED
-    return Outcome.UPDATED
-
-
 N = Notify
-_STATE_NAMES: dict[Union[Notify, str], str] = {
+#: The grammar's states besides "after this notification": before START, after INTERNAL_FAILURE.
+_Mark = Literal["begin", "failure"]
+_State = Union[Notify, _Mark]
+_STATE_NAMES: dict[_State, str] = {
     "begin": "the start of the update",
     "failure": "INTERNAL_FAILURE",
     **{n: n.name for n in Notify},
 }
 # Grammar states are the last grammatical notification; "begin" before START, "failure" after
 # INTERNAL_FAILURE. Each maps to the notifications that may follow it.
-_FOLLOWS: dict[Union[Notify, str], frozenset[Notify]] = {
+_FOLLOWS: dict[_State, frozenset[Notify]] = {
     "begin": frozenset({N.SIGUPDATE_START}),
     N.SIGUPDATE_START: frozenset({N.SIGUPDATE_SEARCH_START}),
     N.SIGUPDATE_SEARCH_START: frozenset({N.SIGUPDATE_SEARCH_COMPLETE}),
@@ -273,7 +200,7 @@ class UpdateMachine:
         self.complete: Optional[Event] = None
         self.anomalies: list[Anomaly] = []
         self.count = 0
-        self._grammar: Union[Notify, str] = "begin"
+        self._grammar: _State = "begin"
         self._failure: Optional[int] = None
         self._violations: list[ProtocolError] = []
 

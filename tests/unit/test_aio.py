@@ -10,6 +10,7 @@ import pytest
 
 import mpupdate
 from mpupdate import Outcome
+from mpupdate.errors import Step
 from mpupdate.fakes import FakeMpClient
 
 
@@ -39,8 +40,9 @@ def test_update_async_raises_update_error_like_update() -> None:
     async def main() -> None:
         await mpupdate.update_async(backend=FakeMpClient("network-failure", delivery="thread"))
 
-    with pytest.raises(mpupdate.UpdateNetworkError):
+    with pytest.raises(mpupdate.UpdateNetworkError) as caught:
         asyncio.run(main())
+    assert caught.value.function is Step.UPDATE_COMPLETE
 
 
 def test_cancelling_the_task_aborts_the_update_and_closes_it() -> None:

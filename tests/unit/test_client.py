@@ -11,7 +11,8 @@ import pytest
 
 import mpupdate
 from mpupdate import _native
-from mpupdate.client import flush_deferred_closes
+from mpupdate.backends import EXPORTS, ClockedBackend, DllBackend, backend_clock
+from mpupdate.clock import SYSTEM_CLOCK
 from mpupdate.constants import (
     E_ABORT,
     E_ACCESSDENIED,
@@ -23,8 +24,9 @@ from mpupdate.constants import (
     Source,
     UpdateOption,
 )
-from mpupdate.errors import to_signed
+from mpupdate.errors import Step, to_signed
 from mpupdate.fakes import FakeMpClient, Scenario, ScenarioComplete
+from mpupdate.handles import HandleKind, flush_deferred_closes
 from mpupdate.machine import Outcome, Phase
 
 UPDATED_PERCENTS = [0, 2, 10, 10, 10, 20, 31, 41, 52, 52, 52, 73, 95, 95, 95, 100]
@@ -466,12 +468,24 @@ def test_an_abandoned_operation_closes_its_handle_when_collected() -> None:
         assert _native.registry_size() == 0
 
 
+class KeepsInfo(FakeMpClient):
+    """Remembers, weakly, the MPCALLBACK_INFO each MpUpdateStart was given."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.infos: list[weakref.ref[Any]] = []
+
+    def MpUpdateStart(self, hMpHandle: Any, options: int, info: Any, out: Any) -> int:
+        self.infos.append(weakref.ref(info))
+        return super().MpUpdateStart(hMpHandle, options, info, out)
+
+
 def test_a_close_requested_on_the_callback_thread_is_deferred_whole() -> None:
     # As if the garbage collector collected an abandoned operation on the DLL's callback thread.
-    fake = FakeMpClient("hung", delivery="timed")
+    fake = KeepsInfo("hung", delivery="timed")
     client = mpupdate.Client(fake)
     operation = client.start_update()
-    info = weakref.ref(operation._handle._finalizer.peek()[2][4])  # type: ignore[union-attr, index]
+    [info] = fake.infos
     _native._local.depth = 1
     try:
         del operation
@@ -591,3 +605,127 @@ def test_a_complete_that_breaks_the_grammar_still_ends_the_update_in_strict_mode
     assert fake.calls_to("MpUpdateControl") == []  # nothing to abort: it had finished
     assert operation.result is not None
     assert operation.result.outcome is Outcome.UPDATED
+
+
+# -- the seams: the backend's clock, handle kinds, the failing step -----------------------------
+
+
+class ExportsOnly:
+    """A backend with the seven exports and nothing else (no clock), delegating to a fake."""
+
+    def __init__(self, fake: FakeMpClient) -> None:
+        self.fake = fake
+        for name in EXPORTS:
+            setattr(self, name, getattr(fake, name))
+
+
+class NoClockYet(ExportsOnly):
+    clock = None
+
+
+def test_the_client_waits_on_the_backends_own_clock() -> None:
+    timed = FakeMpClient("updated", delivery="timed")
+    threaded = FakeMpClient("updated", delivery="thread")
+    assert isinstance(timed, ClockedBackend)
+    with mpupdate.Client(timed) as on_virtual, mpupdate.Client(threaded) as on_system:
+        assert on_virtual.clock is timed.virtual_clock
+        assert on_system.clock is SYSTEM_CLOCK
+    assert DllBackend.clock is SYSTEM_CLOCK
+
+
+@pytest.mark.parametrize("backend_class", [ExportsOnly, NoClockYet])
+def test_a_backend_without_a_clock_runs_on_the_system_clock(backend_class: type) -> None:
+    backend = backend_class(FakeMpClient("already-current"))
+    assert not isinstance(backend, ClockedBackend) or backend.clock is None
+    assert backend_clock(backend) is SYSTEM_CLOCK
+    with mpupdate.Client(backend) as client:
+        assert client.clock is SYSTEM_CLOCK
+        result = client.start_update().wait()
+    assert result.outcome is Outcome.ALREADY_CURRENT
+    assert backend.fake.open_handles == {}
+
+
+def test_abort_handle_is_a_handle_kind_equal_to_its_old_text() -> None:
+    fake = FakeMpClient("cancelled", delivery="timed")
+    with mpupdate.Client(fake) as client:
+        assert client.abort_handle is None
+        with client.start_update() as operation:
+            next(operation.events())
+            operation.cancel()
+            operation.wait()
+        assert operation.abort_handle is HandleKind.MANAGER
+        assert client.abort_handle is HandleKind.MANAGER
+        assert operation.abort_handle == "manager" and f"{operation.abort_handle}" == "manager"
+        client.abort_handle = "update"  # text is taken, and becomes the kind
+        assert client.abort_handle is HandleKind.UPDATE
+        client.abort_handle = None
+        with pytest.raises(ValueError, match="must be 'manager', 'update' or None, not 'Manager'"):
+            client.abort_handle = "Manager"
+        assert client.abort_handle is None
+
+
+@pytest.mark.parametrize(
+    ("fake", "timeout", "step", "error_class"),
+    [
+        (
+            lambda: FakeMpClient(Scenario("x", open_hresult=0x800106BA)),
+            None,
+            Step.MP_MANAGER_OPEN,
+            mpupdate.UpdateServiceUnavailableError,
+        ),
+        (
+            lambda: FakeMpClient("access-denied"),
+            None,
+            Step.MP_UPDATE_START,
+            mpupdate.UpdateAccessDeniedError,
+        ),
+        (
+            lambda: FakeMpClient("network-failure"),
+            None,
+            Step.UPDATE_COMPLETE,
+            mpupdate.UpdateNetworkError,
+        ),
+        (lambda: FakeMpClient("hung", delivery="timed"), 5, Step.UPDATE_WAIT, mpupdate.UpdateError),
+    ],
+    ids=["open", "start", "complete", "wait"],
+)
+def test_a_failed_update_names_the_step_that_failed(
+    fake: Any, timeout: Any, step: Step, error_class: type
+) -> None:
+    with pytest.raises(mpupdate.UpdateError) as caught:
+        mpupdate.update(backend=fake(), timeout=timeout)
+    error = caught.value
+    assert type(error) is error_class
+    assert error.function is step
+    assert error.result is not None
+    assert str(error).startswith(f"signature update {error.result.outcome.name} ({step.value}): ")
+    result = mpupdate.update(backend=fake(), timeout=timeout, check=False)
+    assert result.outcome is error.result.outcome
+
+
+def test_an_unloadable_backend_is_raised_whatever_check_says() -> None:
+    with pytest.raises(mpupdate.BackendUnavailableError) as caught:
+        mpupdate.update(backend="dll:relative/MpClient.dll", check=False)
+    assert caught.value.function is Step.LOAD_MPCLIENT
+
+
+class CloseRefused(FakeMpClient):
+    """Closes every handle, then answers E_ACCESSDENIED anyway."""
+
+    def MpHandleClose(self, hMpHandle: Any) -> int:
+        super().MpHandleClose(hMpHandle)
+        return to_signed(E_ACCESSDENIED)
+
+
+def test_a_failed_close_is_logged_with_the_kind_of_handle(caplog: pytest.LogCaptureFixture) -> None:
+    fake = CloseRefused("already-current")
+    with caplog.at_level("WARNING", logger="mpupdate"), mpupdate.Client(fake) as client:
+        result = client.start_update().wait()
+    assert [r.getMessage() for r in caplog.records] == [
+        "mpupdate: MpHandleClose(update handle) failed: 0x80070005 E_ACCESSDENIED",  # the handle
+        "mpupdate: MpHandleClose(update handle) failed: 0x80070005 E_ACCESSDENIED",  # the anomaly
+        "mpupdate: MpHandleClose(manager handle) failed: 0x80070005 E_ACCESSDENIED",
+    ]
+    assert [str(a) for a in result.anomalies] == [
+        "MpHandleClose(update handle) failed: 0x80070005 E_ACCESSDENIED"
+    ]

@@ -10,6 +10,7 @@ from typing import Optional
 import pytest
 
 import mpupdate
+from mpupdate.backends import EXPORTS
 from mpupdate.constants import HRESULTS, Evidence, HResultCategory, Source
 from mpupdate.errors import (
     AccessDeniedError,
@@ -20,6 +21,7 @@ from mpupdate.errors import (
     NetworkError,
     ProtocolError,
     ServiceUnavailableError,
+    Step,
     UpdateAccessDeniedError,
     UpdateError,
     UpdateNetworkError,
@@ -419,6 +421,76 @@ def test_update_access_denied_is_caught_by_except_access_denied():
     error = update_error_for("f", 0x80070005, None, _result(Outcome.FAILED, 0x80070005))
     with pytest.raises(AccessDeniedError):
         raise error
+
+
+# -- the step that failed ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("step", list(Step), ids=lambda s: s.name)
+def test_a_step_reads_as_the_text_errors_have_always_carried(step: Step) -> None:
+    text = step.value
+    assert isinstance(step, str)
+    assert step == text and text == step
+    logged = "%s" % (step,)  # noqa: UP031  (as logging formats it)
+    assert (str(step), f"{step}", logged, format(step, "")) == (text,) * 4
+    assert f"{step:>25}" == f"{text:>25}"
+    assert {text: 1}[step] == 1  # hashes as its text
+    assert Step(text) is step
+
+
+def test_every_export_that_returns_an_hresult_is_a_step() -> None:
+    exports = {step.value for step in Step} & set(EXPORTS)
+    assert exports == set(EXPORTS) - {"MpFreeMemory"}  # MpFreeMemory returns nothing
+    assert [step.value for step in Step if step.value not in EXPORTS] == [
+        "load MpClient",
+        "SIGUPDATE_COMPLETE",
+        "UpdateOperation.wait",
+    ]
+
+
+def test_an_error_holds_its_step_and_reads_as_before() -> None:
+    error = AccessDeniedError(Step.MP_UPDATE_START, 0x80070005)
+    from_text = AccessDeniedError("MpUpdateStart", 0x80070005)
+    for e in (error, from_text):
+        assert e.function is Step.MP_UPDATE_START
+        assert e.function == "MpUpdateStart"
+        assert e.args[0] == "MpUpdateStart" and type(e.args[0]) is str
+        assert repr(e) == (
+            f"AccessDeniedError('MpUpdateStart', 2147942405, 'Access is denied.', {ACCESS_HINT!r})"
+        )
+        assert str(e) == (
+            "MpUpdateStart failed: 0x80070005 E_ACCESSDENIED: Access is denied.\n"
+            f"Hint: {ACCESS_HINT}"
+        )
+
+
+def test_an_error_keeps_a_function_that_is_no_step_as_given() -> None:
+    error = MpError("MpSomethingElse", 0x80004005)
+    assert error.function == "MpSomethingElse"
+    assert type(error.function) is str
+    assert Step.coerce("MpSomethingElse") == "MpSomethingElse"
+    assert Step.coerce("MpManagerOpen") is Step.MP_MANAGER_OPEN
+
+
+def test_errors_raised_for_a_failed_load_name_the_load_step() -> None:
+    error = BackendUnavailableError("load MpClient", 0x8007007E, "none", "hint")
+    assert error.function is Step.LOAD_MPCLIENT
+    assert str(error) == "load MpClient: none\nHint: hint"
+
+
+def test_an_update_error_names_its_step_in_its_text() -> None:
+    result = _result(Outcome.TIMED_OUT, 0x800705B4)
+    error = update_error_for(Step.UPDATE_WAIT, 0x800705B4, "gave up", result)
+    assert error.function is Step.UPDATE_WAIT
+    assert str(error).startswith(
+        "signature update TIMED_OUT (UpdateOperation.wait): 0x800705B4 ERROR_TIMEOUT: gave up\n"
+    )
+
+
+def test_pickling_keeps_the_step() -> None:
+    copy = pickle.loads(pickle.dumps(MpError(Step.MP_MANAGER_OPEN, 0x800106BA)))
+    assert copy.function is Step.MP_MANAGER_OPEN
+    assert copy.args[0] == "MpManagerOpen" and type(copy.args[0]) is str
 
 
 # -- pickling ----------------------------------------------------------------------------------

@@ -1,0 +1,104 @@
+"""The one call most programs need: :func:`update` (and :func:`run_update`, its engine).
+
+Opens a :class:`~mpupdate.Client`, starts one update, waits, closes everything, and turns what
+happened into an :class:`~mpupdate.UpdateResult`, or, with ``check=True``, an
+:class:`~mpupdate.UpdateError` naming the :class:`~mpupdate.errors.Step` that failed. The asyncio
+façade (:mod:`mpupdate.aio`) runs :func:`run_update` on a worker thread.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional, Union
+
+from .backends import Backend
+from .client import Client, ProgressFunction, UpdateOperation, update_flags
+from .clock import SYSTEM_CLOCK, Clock
+from .constants import Source, UpdateOption
+from .errors import BackendUnavailableError, MpError, Step, update_error_for
+from .results import Outcome, UpdateResult
+
+__all__ = ["run_update", "update"]
+
+
+def _failed_to_start(error: MpError, source: Source, options: int, clock: Clock) -> UpdateResult:
+    """The FAILED result of an update that never ran (``MpManagerOpen`` or ``MpUpdateStart``)."""
+    now = clock.now()
+    return UpdateResult(
+        outcome=Outcome.FAILED,
+        hresult=error.hresult,
+        message=error.message,
+        reboot_required=False,
+        events=(),
+        anomalies=(),
+        source=source,
+        options=options,
+        started_at=now,
+        finished_at=now,
+        hint=error.hint,
+    )
+
+
+def update(
+    source: Source = Source.DEFAULT,
+    progress: Optional[ProgressFunction] = None,
+    timeout: Optional[float] = None,
+    backend: Union[Backend, str, None] = None,
+    options: Union[UpdateOption, int, None] = None,
+    check: bool = True,
+    strict: bool = False,
+) -> UpdateResult:
+    """Update the signatures and return how it went; the one call most programs need.
+
+    Opens a :class:`Client`, starts the update (ASYNC), waits up to ``timeout`` seconds (None:
+    no limit), closes everything. ``progress`` gets a :class:`Progress` after every event;
+    raising from it cancels the update and the exception comes out of ``update()``. Ctrl-C
+    aborts the update, cleans up and re-raises KeyboardInterrupt.
+
+    With ``check=True`` (the default) an outcome other than UPDATED or ALREADY_CURRENT raises
+    :class:`~mpupdate.UpdateError` (of the cause's class where known, e.g.
+    ``UpdateAccessDeniedError``), its ``.result`` holding the :class:`UpdateResult`. A failure of
+    ``MpManagerOpen`` or ``MpUpdateStart`` is a FAILED result like any other. Only
+    :class:`~mpupdate.BackendUnavailableError` (no DLL here) is raised whatever ``check`` says.
+    """
+    return run_update(source, progress, timeout, backend, options, check, strict)
+
+
+def run_update(
+    source: Source,
+    progress: Optional[ProgressFunction],
+    timeout: Optional[float],
+    backend: Union[Backend, str, None],
+    options: Union[UpdateOption, int, None],
+    check: bool,
+    strict: bool,
+    started: Optional[Callable[[UpdateOperation], None]] = None,
+) -> UpdateResult:
+    """:func:`update`, plus ``started(operation)`` called once the update runs (for the asyncio
+    façade, which must be able to cancel it from another thread)."""
+    requested = update_flags(source, options, blocking=False)
+    step: Union[Step, str]
+    try:
+        client = Client(backend)
+    except MpError as exc:
+        # A manager that will not open is a failed update; no backend at all is not.
+        if isinstance(exc, BackendUnavailableError) or exc.function is not Step.MP_MANAGER_OPEN:
+            raise
+        step = exc.function
+        result = _failed_to_start(exc, source, requested, SYSTEM_CLOCK)
+    else:
+        with client:
+            try:
+                operation = client.start_update(source, options, strict, progress)
+            except MpError as exc:
+                step = exc.function
+                result = _failed_to_start(exc, source, requested, client.clock)
+            else:
+                with operation:
+                    if started is not None:
+                        started(operation)
+                    result = operation.wait(timeout)
+                stopped = result.outcome is Outcome.TIMED_OUT or not result.events
+                step = Step.UPDATE_WAIT if stopped else Step.UPDATE_COMPLETE
+    if check and not result.ok:
+        raise update_error_for(step, result.hresult, result.message, result)
+    return result
