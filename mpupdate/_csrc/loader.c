@@ -9,6 +9,9 @@
 #define MPUPDATE_E_PROC_NOT_FOUND ((int32_t)0x8007007FL) /* HRESULT_FROM_WIN32(ERROR_PROC_NOT_FOUND) */
 #define MPUPDATE_E_INVALID_OPERATION ((int32_t)0x800710DDL) /* already loaded / nothing to unload */
 #define MPUPDATE_E_INVALIDARG ((int32_t)0x80070057L)
+#define MPUPDATE_E_OUTOFMEMORY ((int32_t)0x8007000EL)
+#define MPUPDATE_E_FAIL ((int32_t)0x80004005L)
+#define MPUPDATE_FACILITY_WIN32 0x80070000UL  /* HRESULT_FROM_WIN32(e) = this | (e & 0xFFFF) */
 
 /* The seven exports, once (in mpupdate.backends.EXPORTS order, which a test holds equal to this
  * list, to mpclient_exports.h and to every other list of them): kind (HR: returns an HRESULT,
@@ -84,7 +87,7 @@ static int32_t mpupdate_open_module(const char *path_utf8)
     wide = (wchar_t *)malloc((size_t)n * sizeof(wchar_t));
     if (wide == NULL) {
         mpupdate_set_error("out of memory");
-        return (int32_t)0x8007000EL; /* E_OUTOFMEMORY */
+        return MPUPDATE_E_OUTOFMEMORY;
     }
     MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, path_utf8, -1, wide, n);
     module = LoadLibraryExW(wide, NULL,
@@ -93,7 +96,7 @@ static int32_t mpupdate_open_module(const char *path_utf8)
     free(wide);
     if (module == NULL) {
         mpupdate_set_error("LoadLibraryExW failed");
-        return (int32_t)(err == 0 ? 0x80004005UL : (0x80070000UL | (err & 0xFFFFUL)));
+        return err == 0 ? MPUPDATE_E_FAIL : (int32_t)(MPUPDATE_FACILITY_WIN32 | (err & 0xFFFFUL));
     }
     mpupdate_dll.module = (void *)module;
     return 0;
