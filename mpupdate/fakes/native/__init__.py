@@ -284,16 +284,39 @@ class NativeEngine(DeliveryEngine):
             update.engine_state[0] = 1
 
     def spawn(self, update: FakeUpdate, body: Callable[[], None]) -> None:
-        update.worker = self._library.spawn(body)
+        # Published before the thread exists: it may deliver (and a test look) before
+        # mpfake_thread_start has even returned its id.
+        worker = _NativeWorker()
+        update.worker = worker
+        try:
+            worker.thread = self._library.spawn(body)
+        finally:
+            worker.ready.set()
 
     def join(self, update: FakeUpdate) -> None:
-        if isinstance(update.worker, int):
-            self._library.lib.mpfake_thread_join(update.worker)  # -1 from itself: nothing to do
+        worker = update.worker
+        if isinstance(worker, _NativeWorker):
+            worker.ready.wait()
+            if worker.thread:
+                self._library.lib.mpfake_thread_join(worker.thread)  # -1 from itself: no-op
 
     def alive(self, update: FakeUpdate) -> bool:
-        return isinstance(update.worker, int) and bool(
-            self._library.lib.mpfake_thread_alive(update.worker)
-        )
+        worker = update.worker
+        if not isinstance(worker, _NativeWorker):
+            return False
+        if not worker.ready.is_set():
+            return True  # being started
+        return bool(worker.thread) and bool(self._library.lib.mpfake_thread_alive(worker.thread))
+
+
+class _NativeWorker:
+    """The library's thread delivering one update: its id once mpfake_thread_start returned."""
+
+    __slots__ = ("ready", "thread")
+
+    def __init__(self) -> None:
+        self.thread = 0
+        self.ready = threading.Event()
 
 
 class NativeFakeMpClient(FakeMpClient):
