@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Generator
 from typing import Any, Callable, Optional, Union
 
 from . import _native
@@ -289,7 +289,7 @@ class UpdateOperation:
 
     # -- consuming ------------------------------------------------------------------------
 
-    def events(self, timeout: Optional[float] = None) -> Iterator[Event]:
+    def events(self, timeout: Optional[float] = None) -> Generator[Event, None, None]:
         """Yield events until the terminal SIGUPDATE_COMPLETE (included).
 
         ``timeout`` bounds the whole iteration in seconds. When it expires the update is

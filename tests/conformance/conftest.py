@@ -31,7 +31,7 @@ class Lane:
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
-        self.made: list[Any] = []
+        self.made: list[Backend] = []
 
     @property
     def scripted(self) -> bool:
@@ -42,10 +42,12 @@ class Lane:
         if not self.scripted:
             pytest.skip("needs a scripted scenario; the real DLL does what the service does")
 
-    def backend(self, scenario: str = "updated", delivery: str = "thread", **options: Any) -> Any:
+    def backend(
+        self, scenario: str = "updated", delivery: str = "thread", **options: Any
+    ) -> Backend:
         """A backend for this lane; ``scenario``/``delivery`` apply to the fakes only."""
         if self.kind == "python-fake":
-            backend: Any = FakeMpClient(scenario, delivery=delivery, **options)
+            backend: Backend = FakeMpClient(scenario, delivery=delivery, **options)
         elif self.kind == "native-fake":
             from mpupdate.fakes.native import NativeFakeMpClient
 

@@ -29,7 +29,7 @@ from mpupdate.constants import (
 from mpupdate.errors import to_signed, to_unsigned
 from mpupdate.events import read_utf16
 from mpupdate.fakes.session import RawSession
-from mpupdate.machine import outcome_of
+from mpupdate.results import outcome_of
 
 from .conftest import Lane
 

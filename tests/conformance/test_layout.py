@@ -72,9 +72,16 @@ def test_field_offsets_match_the_dll(struct: str, field: str, offset: int) -> No
     assert ffi.offsetof(struct, field) == offset
 
 
+def _field_types(struct: str) -> list[tuple[str, str]]:
+    """(name, C type) of each field of ``struct``, in order."""
+    fields = ffi.typeof(struct).fields
+    assert fields is not None  # None only for a type that is not a struct or union
+    return [(name, field.type.cname) for name, field in fields]
+
+
 def test_field_types_have_the_dll_widths_and_signedness() -> None:
     fields = {
-        struct: [(name, field.type.cname) for name, field in ffi.typeof(struct).fields]
+        struct: _field_types(struct)
         for struct in ("MPCALLBACK_DATA", "MPSIGUPDATE_DATA", "MPCALLBACK_INFO")
     }
     assert fields["MPCALLBACK_DATA"][:4] == [

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sys
-from typing import Any, NamedTuple, Optional
+from pathlib import Path
+from typing import NamedTuple, Optional
 
 import pytest
 
@@ -162,7 +163,7 @@ def test_backend_strings_select_the_fake(monkeypatch: pytest.MonkeyPatch) -> Non
     assert mpupdate.update().reboot_required is True
 
 
-def test_backend_string_may_name_a_scenario_file(tmp_path: Any) -> None:
+def test_backend_string_may_name_a_scenario_file(tmp_path: Path) -> None:
     path = tmp_path / "mine.json"
     scenarios.get("service-unavailable").replace(name="mine").dump(path)
     result = mpupdate.update(backend=f"fake:{path}", check=False)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Callable, Union
 
 import pytest
 
@@ -22,8 +24,16 @@ from mpupdate.constants import (
 )
 from mpupdate.errors import to_unsigned
 from mpupdate.events import read_utf16
-from mpupdate.fakes import FakeHang, FakeMpClient, FakeViolation, Scenario, VirtualClockStall
-from mpupdate.fakes.session import RawSession as Harness
+from mpupdate.fakes import (
+    FakeHang,
+    FakeMpClient,
+    FakeUpdate,
+    FakeViolation,
+    Scenario,
+    ScenarioNotification,
+    VirtualClockStall,
+)
+from mpupdate.fakes.session import RawSession
 
 ASYNC_PROGRESS = int(UpdateOption.ASYNC | UpdateOption.PROGRESS)
 
@@ -32,11 +42,27 @@ def hr(value: int) -> int:
     return to_unsigned(value)
 
 
+class Harness(RawSession):
+    """A RawSession over a FakeMpClient: typed so that the fake's own attributes can be used."""
+
+    backend: FakeMpClient
+
+
+#: The harness_for fixture: harness_for(scenario="updated", delivery="immediate", **options).
+HarnessFor = Callable[..., Harness]
+
+
 @pytest.fixture
-def harness_for(fake_mpclient: Any) -> Any:
+def harness_for(
+    fake_mpclient: Callable[..., FakeMpClient],
+) -> Iterator[HarnessFor]:
     made: list[Harness] = []
 
-    def make(scenario: Any = "updated", delivery: str = "immediate", **options: Any) -> Harness:
+    def make(
+        scenario: Union[Scenario, str, Path] = "updated",
+        delivery: str = "immediate",
+        **options: Any,
+    ) -> Harness:
         harness = Harness(fake_mpclient(scenario, delivery=delivery, **options))
         made.append(harness)
         return harness
@@ -60,7 +86,7 @@ def test_manager_open_fails_as_the_scenario_says() -> None:
     assert fake.open_handles == {}
 
 
-def test_update_start_argument_checks(harness_for: Any) -> None:
+def test_update_start_argument_checks(harness_for: HarnessFor) -> None:
     h = harness_for()
     out = ffi.new("MPHANDLE *")
     fake = h.backend
@@ -76,7 +102,7 @@ def test_update_start_argument_checks(harness_for: Any) -> None:
     h.close()
 
 
-def test_update_start_with_an_update_handle_is_e_handle(harness_for: Any) -> None:
+def test_update_start_with_an_update_handle_is_e_handle(harness_for: HarnessFor) -> None:
     h = harness_for()
     result, update = h.start()
     assert result == S_OK
@@ -85,7 +111,9 @@ def test_update_start_with_an_update_handle_is_e_handle(harness_for: Any) -> Non
     h.close(update)
 
 
-def test_null_callback_function_is_a_violation_because_the_dll_crashes(harness_for: Any) -> None:
+def test_null_callback_function_is_a_violation_because_the_dll_crashes(
+    harness_for: HarnessFor,
+) -> None:
     h = harness_for()
     h.info.pfnCallbackFunction = ffi.NULL
     with pytest.raises(FakeViolation, match="NULL callback function"):
@@ -97,7 +125,7 @@ def test_null_callback_function_is_a_violation_because_the_dll_crashes(harness_f
     h.close()
 
 
-def test_lenient_fake_records_violation_and_returns_invalidarg(harness_for: Any) -> None:
+def test_lenient_fake_records_violation_and_returns_invalidarg(harness_for: HarnessFor) -> None:
     h = harness_for(strict=False)
     h.info.pfnCallbackFunction = ffi.NULL
     assert h.start()[0] == E_INVALIDARG
@@ -106,7 +134,7 @@ def test_lenient_fake_records_violation_and_returns_invalidarg(harness_for: Any)
     h.close()
 
 
-def test_start_and_complete_are_synthesized_around_the_scenario(harness_for: Any) -> None:
+def test_start_and_complete_are_synthesized_around_the_scenario(harness_for: HarnessFor) -> None:
     h = harness_for("already-current")
     result, update = h.start()
     assert result == S_OK
@@ -123,7 +151,9 @@ def test_start_and_complete_are_synthesized_around_the_scenario(harness_for: Any
     h.close(update)
 
 
-def test_progress_notifications_are_dropped_without_the_progress_option(harness_for: Any) -> None:
+def test_progress_notifications_are_dropped_without_the_progress_option(
+    harness_for: HarnessFor,
+) -> None:
     h = harness_for("updated")
     result, update = h.start(int(UpdateOption.ASYNC))
     assert result == S_OK
@@ -135,7 +165,7 @@ def test_progress_notifications_are_dropped_without_the_progress_option(harness_
 
 @pytest.mark.parametrize("delivery", ["immediate", "thread", "timed"])
 def test_synchronous_start_returns_s_ok_even_when_the_update_fails(
-    harness_for: Any, delivery: str
+    harness_for: HarnessFor, delivery: str
 ) -> None:
     h = harness_for("network-failure", delivery=delivery)
     result, update = h.start(int(UpdateOption.PROGRESS))  # no ASYNC: returns when finished
@@ -145,7 +175,7 @@ def test_synchronous_start_returns_s_ok_even_when_the_update_fails(
     h.close(update)
 
 
-def test_start_failure_from_the_scenario_delivers_nothing(harness_for: Any) -> None:
+def test_start_failure_from_the_scenario_delivers_nothing(harness_for: HarnessFor) -> None:
     h = harness_for("access-denied")
     result, update = h.start()
     assert result == 0x80070005
@@ -154,14 +184,16 @@ def test_start_failure_from_the_scenario_delivers_nothing(harness_for: Any) -> N
     h.close()
 
 
-def test_synchronous_start_of_a_never_ending_scenario_refuses_to_hang(harness_for: Any) -> None:
+def test_synchronous_start_of_a_never_ending_scenario_refuses_to_hang(
+    harness_for: HarnessFor,
+) -> None:
     h = harness_for("hung", delivery="immediate")
     with pytest.raises(FakeHang, match="never completes"):
         h.start(int(UpdateOption.PROGRESS))
     h.close()
 
 
-def test_pause_and_resume_are_refused_and_unknown_controls_invalid(harness_for: Any) -> None:
+def test_pause_and_resume_are_refused_and_unknown_controls_invalid(harness_for: HarnessFor) -> None:
     h = harness_for("hung", delivery="timed")
     _, update = h.start()
     assert hr(h.backend.MpUpdateControl(h.manager, Control.PAUSE)) == ERROR_INVALID_OPERATION
@@ -170,7 +202,7 @@ def test_pause_and_resume_are_refused_and_unknown_controls_invalid(harness_for: 
     h.close(update)
 
 
-def test_abort_is_honoured_only_while_an_update_runs(harness_for: Any) -> None:
+def test_abort_is_honoured_only_while_an_update_runs(harness_for: HarnessFor) -> None:
     h = harness_for("updated", delivery="immediate")
     _, update = h.start()  # immediate: already finished when MpUpdateStart returns
     assert hr(h.backend.MpUpdateControl(h.manager, Control.ABORT)) == S_FALSE
@@ -178,7 +210,7 @@ def test_abort_is_honoured_only_while_an_update_runs(harness_for: Any) -> None:
     h.close(update)
 
 
-def test_abort_wants_the_manager_handle_like_the_shipped_dll(harness_for: Any) -> None:
+def test_abort_wants_the_manager_handle_like_the_shipped_dll(harness_for: HarnessFor) -> None:
     h = harness_for("cancelled", delivery="timed")
     _, update = h.start()
     assert hr(h.backend.MpUpdateControl(update, Control.ABORT)) == E_HANDLE
@@ -191,7 +223,7 @@ def test_abort_wants_the_manager_handle_like_the_shipped_dll(harness_for: Any) -
     h.close(update)
 
 
-def test_abort_handle_can_follow_the_docs_instead(harness_for: Any) -> None:
+def test_abort_handle_can_follow_the_docs_instead(harness_for: HarnessFor) -> None:
     h = harness_for("cancelled", delivery="timed", abort_handle="update")
     _, update = h.start()
     assert hr(h.backend.MpUpdateControl(h.manager, Control.ABORT)) == E_HANDLE
@@ -199,7 +231,7 @@ def test_abort_handle_can_follow_the_docs_instead(harness_for: Any) -> None:
     h.close(update)
 
 
-def test_timed_delivery_follows_the_virtual_clock(harness_for: Any) -> None:
+def test_timed_delivery_follows_the_virtual_clock(harness_for: HarnessFor) -> None:
     h = harness_for("already-current", delivery="timed")
     _, update = h.start()
     assert h.notifies() == []
@@ -212,7 +244,7 @@ def test_timed_delivery_follows_the_virtual_clock(harness_for: Any) -> None:
     h.close(update)
 
 
-def test_timestamps_are_filetimes_of_the_scenario_times(harness_for: Any) -> None:
+def test_timestamps_are_filetimes_of_the_scenario_times(harness_for: HarnessFor) -> None:
     h = harness_for("already-current")
     _, update = h.start()
     base = h.sink.events[0].filetime
@@ -227,7 +259,7 @@ def test_timestamps_are_filetimes_of_the_scenario_times(harness_for: Any) -> Non
     h.close(update)
 
 
-def test_closing_a_running_update_aborts_it_and_delivers_complete(harness_for: Any) -> None:
+def test_closing_a_running_update_aborts_it_and_delivers_complete(harness_for: HarnessFor) -> None:
     h = harness_for("cancelled", delivery="timed")
     _, update = h.start()
     h.backend.virtual_clock.advance(100)
@@ -242,7 +274,9 @@ def test_closing_a_running_update_aborts_it_and_delivers_complete(harness_for: A
     h.close()
 
 
-def test_closing_a_never_ending_thread_update_wakes_and_joins_its_worker(harness_for: Any) -> None:
+def test_closing_a_never_ending_thread_update_wakes_and_joins_its_worker(
+    harness_for: HarnessFor,
+) -> None:
     h = harness_for("hung", delivery="thread")
     _, update = h.start()
     worker = h.backend.updates[0].worker
@@ -253,7 +287,7 @@ def test_closing_a_never_ending_thread_update_wakes_and_joins_its_worker(harness
     h.close()
 
 
-def test_thread_delivery_calls_back_from_another_thread(harness_for: Any) -> None:
+def test_thread_delivery_calls_back_from_another_thread(harness_for: HarnessFor) -> None:
     seen: list[str] = []
     h = harness_for(
         "already-current",
@@ -261,13 +295,13 @@ def test_thread_delivery_calls_back_from_another_thread(harness_for: Any) -> Non
         before_notify=lambda update, index, item: seen.append(threading.current_thread().name),
     )
     _, update = h.start()
-    h.backend.updates[0].worker.join()  # type: ignore[union-attr]
+    h.backend.updates[0].worker.join()
     assert len(seen) == 5
     assert set(seen) == {f"FakeMpClient-update-{h.backend.updates[0].handle:X}"}
     h.close(update)
 
 
-def test_double_close_is_a_violation(harness_for: Any) -> None:
+def test_double_close_is_a_violation(harness_for: HarnessFor) -> None:
     h = harness_for()
     _, update = h.start()
     assert hr(h.backend.MpHandleClose(update)) == S_OK
@@ -277,7 +311,7 @@ def test_double_close_is_a_violation(harness_for: Any) -> None:
     h.close()
 
 
-def test_use_after_close_is_a_violation(harness_for: Any) -> None:
+def test_use_after_close_is_a_violation(harness_for: HarnessFor) -> None:
     h = harness_for(strict=False)
     _, update = h.start()
     h.backend.MpHandleClose(update)
@@ -298,11 +332,11 @@ def test_close_of_null_is_s_false_and_unknown_handle_is_a_violation() -> None:
     fake.violations.clear()
 
 
-def test_close_from_inside_the_callback_is_a_violation(harness_for: Any) -> None:
+def test_close_from_inside_the_callback_is_a_violation(harness_for: HarnessFor) -> None:
     attempts: list[int] = []
     h = harness_for("already-current", strict=False)
 
-    def close_inside(update: Any, index: int, item: Any) -> None:
+    def close_inside(update: FakeUpdate, index: int, item: ScenarioNotification) -> None:
         # before_notify runs where the callback runs; emulate a callback that closes its handle
         h.backend._local.depth = 1
         try:
@@ -310,9 +344,11 @@ def test_close_from_inside_the_callback_is_a_violation(harness_for: Any) -> None
         finally:
             h.backend._local.depth = 0
 
-    h.backend.before_notify = lambda update, index, item: (
-        index == 1 and close_inside(update, index, item)
-    )
+    def before_notify(update: FakeUpdate, index: int, item: ScenarioNotification) -> None:
+        if index == 1:
+            close_inside(update, index, item)
+
+    h.backend.before_notify = before_notify
     _, update = h.start()
     assert attempts == [E_FAIL]
     assert h.backend.violations == [
@@ -323,7 +359,7 @@ def test_close_from_inside_the_callback_is_a_violation(harness_for: Any) -> None
     h.close(update)
 
 
-def test_closing_the_manager_before_its_updates_is_a_violation(harness_for: Any) -> None:
+def test_closing_the_manager_before_its_updates_is_a_violation(harness_for: HarnessFor) -> None:
     h = harness_for(strict=False)
     _, update = h.start()
     h.backend.MpHandleClose(h.manager)
@@ -359,7 +395,9 @@ def test_notification_data_is_freed_after_the_callback_returns() -> None:
     fake.MpHandleClose(manager)
 
 
-def test_error_message_is_utf16_and_must_be_freed_with_mp_free_memory(harness_for: Any) -> None:
+def test_error_message_is_utf16_and_must_be_freed_with_mp_free_memory(
+    harness_for: HarnessFor,
+) -> None:
     h = harness_for()
     text = ffi.new("uint16_t **")
     assert hr(h.backend.MpErrorMessageFormat(h.manager, -2147024891, text)) == S_OK  # 0x80070005
@@ -374,7 +412,7 @@ def test_error_message_is_utf16_and_must_be_freed_with_mp_free_memory(harness_fo
     h.close()
 
 
-def test_error_message_checks_its_arguments(harness_for: Any) -> None:
+def test_error_message_checks_its_arguments(harness_for: HarnessFor) -> None:
     h = harness_for()
     text = ffi.new("uint16_t **")
     assert hr(h.backend.MpErrorMessageFormat(ffi.NULL, 5, text)) == E_INVALIDARG  # [BIN]
@@ -384,7 +422,7 @@ def test_error_message_checks_its_arguments(harness_for: Any) -> None:
     h.close()
 
 
-def test_scenario_messages_override_the_table(harness_for: Any) -> None:
+def test_scenario_messages_override_the_table(harness_for: HarnessFor) -> None:
     h = harness_for(Scenario("x", messages=((0x80070005, "Zugriff verweigert."),)))
     text = ffi.new("uint16_t **")
     h.backend.MpErrorMessageFormat(h.manager, -2147024891, text)
@@ -393,7 +431,7 @@ def test_scenario_messages_override_the_table(harness_for: Any) -> None:
     h.close()
 
 
-def test_versions_change_only_after_a_successful_update(harness_for: Any) -> None:
+def test_versions_change_only_after_a_successful_update(harness_for: HarnessFor) -> None:
     h = harness_for("updated", delivery="timed")
     info = ffi.new("MPVERSION_INFO *")
     assert hr(h.backend.MpManagerVersionQuery(h.manager, info)) == S_OK
@@ -410,7 +448,7 @@ def test_versions_change_only_after_a_successful_update(harness_for: Any) -> Non
     h.close(update)
 
 
-def test_assert_clean_names_what_is_left(harness_for: Any) -> None:
+def test_assert_clean_names_what_is_left(harness_for: HarnessFor) -> None:
     h = harness_for()
     _, update = h.start()
     with pytest.raises(AssertionError) as caught:
@@ -443,7 +481,7 @@ def test_two_threads_closing_one_handle_is_one_close_and_one_violation() -> None
     class SlowClose(FakeMpClient):
         """Closing a running update takes a while: long enough for a second close to race it."""
 
-        def _abort(self, update: Any, now: bool = False) -> None:
+        def _abort(self, update: FakeUpdate, now: bool = False) -> None:
             if now:
                 entered.set()
                 release.wait(10)
@@ -468,9 +506,7 @@ def test_two_threads_closing_one_handle_is_one_close_and_one_violation() -> None
     h.close()
 
 
-def test_a_scenario_path_is_accepted_as_a_path_object(tmp_path: Any) -> None:
-    from pathlib import Path
-
+def test_a_scenario_path_is_accepted_as_a_path_object(tmp_path: Path) -> None:
     path = Path(tmp_path) / "mine.json"
     Scenario("mine", messages=((0x80070005, "x"),)).dump(path)
     assert FakeMpClient(path).scenario.name == "mine"

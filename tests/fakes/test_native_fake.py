@@ -38,6 +38,8 @@ from mpupdate.fakes import (
     FakeHang,
     FakeMpClient,
     FakeViolation,
+    Scenario,
+    VirtualClock,
     VirtualClockStall,
     scenarios,
 )
@@ -66,6 +68,9 @@ EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
 ASYNC = int(UpdateOption.ASYNC)
 ASYNC_PROGRESS = int(UpdateOption.ASYNC | UpdateOption.PROGRESS)
 Fake = Union[FakeMpClient, NativeFakeMpClient]
+ScenarioLike = Union[Scenario, str, Path]
+#: The native fixture: native(scenario="updated", delivery="immediate", **options).
+MakeNative = Callable[..., NativeFakeMpClient]
 
 
 def hr(value: int) -> int:
@@ -73,11 +78,13 @@ def hr(value: int) -> int:
 
 
 @pytest.fixture
-def native() -> Iterator[Callable[..., NativeFakeMpClient]]:
+def native() -> Iterator[MakeNative]:
     """Make NativeFakeMpClients; each must end clean, and the library is left reusable."""
     made: list[NativeFakeMpClient] = []
 
-    def make(scenario: Any = "updated", delivery: str = "immediate", **options: Any) -> Any:
+    def make(
+        scenario: ScenarioLike = "updated", delivery: str = "immediate", **options: Any
+    ) -> NativeFakeMpClient:
         fake = NativeFakeMpClient(scenario, delivery=delivery, **options)
         made.append(fake)
         return fake
@@ -92,7 +99,7 @@ def native() -> Iterator[Callable[..., NativeFakeMpClient]]:
 
 
 @contextmanager
-def fresh_native(scenario: Any, **options: Any) -> Iterator[NativeFakeMpClient]:
+def fresh_native(scenario: ScenarioLike, **options: Any) -> Iterator[NativeFakeMpClient]:
     """A NativeFakeMpClient for one Hypothesis example: checked clean, never left in use."""
     fake = NativeFakeMpClient(scenario, **options)
     try:
@@ -216,7 +223,7 @@ def normalized_violations(fake: Fake) -> list[str]:
 @pytest.mark.parametrize("delivery", ["immediate", "timed"])
 @pytest.mark.parametrize("name", ["updated", "hung"])
 def test_every_export_answers_like_the_python_fake(
-    native: Callable[..., NativeFakeMpClient], name: str, delivery: str
+    native: MakeNative, name: str, delivery: str
 ) -> None:
     reference = FakeMpClient(name, delivery=delivery, strict=False)
     fake = native(name, delivery=delivery, strict=False)
@@ -232,7 +239,7 @@ def test_every_export_answers_like_the_python_fake(
         fake.clear_violations()
 
 
-def test_argument_checks_give_the_dll_s_hresults(native: Callable[..., Any]) -> None:
+def test_argument_checks_give_the_dll_s_hresults(native: MakeNative) -> None:
     fake = native("updated", strict=False)
     out = ffi.new("MPHANDLE *")
     assert hr(fake.MpManagerOpen(1, out)) == E_INVALIDARG
@@ -255,7 +262,7 @@ def test_argument_checks_give_the_dll_s_hresults(native: Callable[..., Any]) -> 
     h.close(update)
 
 
-def test_strict_mode_raises_after_the_offending_call(native: Callable[..., Any]) -> None:
+def test_strict_mode_raises_after_the_offending_call(native: MakeNative) -> None:
     fake = native("updated")
     h = Harness(fake)
     with pytest.raises(FakeViolation, match="NULL callback function"):
@@ -268,7 +275,7 @@ def test_strict_mode_raises_after_the_offending_call(native: Callable[..., Any])
     h.close()
 
 
-def test_start_failure_and_open_failure_come_from_the_scenario(native: Callable[..., Any]) -> None:
+def test_start_failure_and_open_failure_come_from_the_scenario(native: MakeNative) -> None:
     fake = native("access-denied")
     h = Harness(fake)
     assert h.start() == (E_ACCESSDENIED, ffi.NULL)
@@ -280,7 +287,7 @@ def test_start_failure_and_open_failure_come_from_the_scenario(native: Callable[
     assert fake.open_handles == {}
 
 
-def test_progress_is_dropped_without_the_progress_option(native: Callable[..., Any]) -> None:
+def test_progress_is_dropped_without_the_progress_option(native: MakeNative) -> None:
     fake = native("updated")
     h = Harness(fake)
     _, update = h.start(ASYNC)
@@ -293,7 +300,7 @@ def test_progress_is_dropped_without_the_progress_option(native: Callable[..., A
 
 @pytest.mark.parametrize("delivery", MODES)
 def test_synchronous_start_returns_s_ok_after_a_failed_update(
-    native: Callable[..., Any], delivery: str
+    native: MakeNative, delivery: str
 ) -> None:
     fake = native("network-failure", delivery=delivery)
     h = Harness(fake)
@@ -306,7 +313,7 @@ def test_synchronous_start_returns_s_ok_after_a_failed_update(
 
 
 def test_synchronous_start_of_a_never_ending_scenario_refuses_to_hang(
-    native: Callable[..., Any],
+    native: MakeNative,
 ) -> None:
     fake = native("hung", delivery="timed")
     h = Harness(fake)
@@ -316,7 +323,7 @@ def test_synchronous_start_of_a_never_ending_scenario_refuses_to_hang(
     h.close()
 
 
-def test_abort_handle_can_be_the_update_or_either(native: Callable[..., Any]) -> None:
+def test_abort_handle_can_be_the_update_or_either(native: MakeNative) -> None:
     fake = native("hung", abort_handle="update")
     h = Harness(fake)
     _, update = h.start()
@@ -333,7 +340,7 @@ def test_abort_handle_can_be_the_update_or_either(native: Callable[..., Any]) ->
 
 
 def test_error_message_text_is_utf16_and_freed_with_mp_free_memory(
-    native: Callable[..., Any],
+    native: MakeNative,
 ) -> None:
     text_in = "Zugriff verweigert \U0001f512 ü"  # outside the BMP: a surrogate pair in UTF-16
     scenario = scenarios.get("updated").replace(messages=((0x80070005, text_in),))
@@ -353,7 +360,7 @@ def test_error_message_text_is_utf16_and_freed_with_mp_free_memory(
     h.close()
 
 
-def test_versions_change_only_after_a_successful_update(native: Callable[..., Any]) -> None:
+def test_versions_change_only_after_a_successful_update(native: MakeNative) -> None:
     fake = native("updated")
     with mpupdate.Client(backend=fake) as client:
         before = client.version()
@@ -381,7 +388,7 @@ def comparable(result: mpupdate.UpdateResult, delivery: str) -> mpupdate.UpdateR
 @pytest.mark.parametrize("delivery", MODES)
 @pytest.mark.parametrize("name", scenarios.names())
 def test_every_scenario_gives_the_python_fake_s_result(
-    native: Callable[..., NativeFakeMpClient], name: str, delivery: str
+    native: MakeNative, name: str, delivery: str
 ) -> None:
     timeout = timeout_for(name, delivery)
     reference = FakeMpClient(name, delivery=delivery)
@@ -404,7 +411,7 @@ def test_every_scenario_gives_the_python_fake_s_result(
     timeout=st.sampled_from([None, 0.5, 4.0, 1000.0]),
 )
 def test_drawn_scenarios_give_the_python_fake_s_events(
-    scenario: Any,
+    scenario: Scenario,
     never_ends: bool,
     abort_latency: float,
     delivery: str,
@@ -424,7 +431,7 @@ def test_drawn_scenarios_give_the_python_fake_s_events(
         assert normalized_calls(fake) == normalized_calls(reference)
 
 
-def cancel_after(backend: Any, count: int, close: bool) -> tuple[Any, ...]:
+def cancel_after(backend: Fake, count: int, close: bool) -> tuple[Any, ...]:
     """Consume ``count`` events, then cancel (or close) the update; what came, and the calls."""
     with mpupdate.Client(backend=backend) as client, client.start_update() as op:
         for seen, _ in enumerate(op.events(timeout=50.0), start=1):
@@ -447,7 +454,7 @@ def cancel_after(backend: Any, count: int, close: bool) -> tuple[Any, ...]:
     close=st.booleans(),
 )
 def test_updates_cancelled_mid_way_end_like_the_python_fake_s(
-    scenario: Any,
+    scenario: Scenario,
     never_ends: bool,
     abort_latency: float,
     delivery: str,
@@ -465,10 +472,8 @@ def test_updates_cancelled_mid_way_end_like_the_python_fake_s(
 
 
 @pytest.mark.parametrize("delivery", MODES)
-def test_blocking_starts_match_the_python_fake(
-    native: Callable[..., NativeFakeMpClient], delivery: str
-) -> None:
-    def run(backend: Any) -> list[Event]:
+def test_blocking_starts_match_the_python_fake(native: MakeNative, delivery: str) -> None:
+    def run(backend: Fake) -> list[Event]:
         with mpupdate.Client(backend=backend) as client:
             events: list[Event] = []
             for _ in range(2):
@@ -500,7 +505,7 @@ class ThreadSink(Sink):
 
 
 def test_thread_delivery_calls_back_from_a_thread_python_did_not_create(
-    native: Callable[..., Any],
+    native: MakeNative,
 ) -> None:
     fake = native("updated", delivery="thread")
     sink = ThreadSink()
@@ -516,7 +521,7 @@ def test_thread_delivery_calls_back_from_a_thread_python_did_not_create(
     assert fake.live_workers == 0
 
 
-def test_immediate_delivery_calls_back_on_the_calling_thread(native: Callable[..., Any]) -> None:
+def test_immediate_delivery_calls_back_on_the_calling_thread(native: MakeNative) -> None:
     sink = ThreadSink()
     h = Harness(native("updated"), sink)
     _, update = h.start()
@@ -524,11 +529,12 @@ def test_immediate_delivery_calls_back_on_the_calling_thread(native: Callable[..
     h.close(update)
 
 
-def test_timed_delivery_follows_the_library_s_virtual_clock(native: Callable[..., Any]) -> None:
+def test_timed_delivery_follows_the_library_s_virtual_clock(native: MakeNative) -> None:
     fake = native("updated", delivery="timed")
     h = Harness(fake)
     _, update = h.start()
     clock = fake.clock
+    assert isinstance(clock, VirtualClock)  # in timed mode (for mypy: fake.clock is a Clock)
     assert h.notifies() == [] and clock.next_deadline() == 0.0
     clock.advance_to(1.0)
     assert h.notifies() == [Notify.SIGUPDATE_START, Notify.SIGUPDATE_SEARCH_START]
@@ -547,7 +553,7 @@ def test_timed_delivery_follows_the_library_s_virtual_clock(native: Callable[...
 
 
 def test_a_synchronous_never_ending_thread_update_waits_for_an_abort(
-    native: Callable[..., Any],
+    native: MakeNative,
 ) -> None:
     fake = native("hung", delivery="thread")
     h = Harness(fake)
@@ -568,7 +574,7 @@ def test_a_synchronous_never_ending_thread_update_waits_for_an_abort(
 
 
 def test_closing_a_running_thread_update_delivers_complete_before_returning(
-    native: Callable[..., Any],
+    native: MakeNative,
 ) -> None:
     fake = native("hung", delivery="thread")
     h = Harness(fake)
@@ -580,7 +586,7 @@ def test_closing_a_running_thread_update_delivers_complete_before_returning(
     h.close()
 
 
-def test_an_update_aborted_before_it_began_still_sends_start(native: Callable[..., Any]) -> None:
+def test_an_update_aborted_before_it_began_still_sends_start(native: MakeNative) -> None:
     fake = native("updated", delivery="thread")
     fake.hold(0)
     h = Harness(fake)
@@ -592,7 +598,7 @@ def test_an_update_aborted_before_it_began_still_sends_start(native: Callable[..
     h.close(update)
 
 
-def test_close_from_inside_the_callback_is_refused(native: Callable[..., Any]) -> None:
+def test_close_from_inside_the_callback_is_refused(native: MakeNative) -> None:
     fake = native("already-current", strict=False)
     answers: list[int] = []
 
@@ -615,7 +621,7 @@ def test_close_from_inside_the_callback_is_refused(native: Callable[..., Any]) -
 
 @pytest.mark.parametrize("delivery", ["immediate", "thread"])
 def test_notification_data_is_poisoned_right_after_the_callback(
-    native: Callable[..., Any], delivery: str
+    native: MakeNative, delivery: str
 ) -> None:
     fake = native("updated", delivery=delivery)
     fake.quarantine()  # keep the freed blocks mapped so reading them is safe
@@ -659,7 +665,7 @@ def test_notification_data_is_poisoned_right_after_the_callback(
 
 
 def test_a_new_configuration_is_refused_while_handles_are_open(
-    native: Callable[..., Any],
+    native: MakeNative,
 ) -> None:
     first = native("updated")
     out = ffi.new("MPHANDLE *")
@@ -679,7 +685,7 @@ def test_a_new_configuration_is_refused_while_handles_are_open(
 
 
 def test_two_hundred_async_updates_on_library_threads_lose_nothing(
-    native: Callable[..., Any],
+    native: MakeNative,
 ) -> None:
     fake = native("updated", delivery="thread", abort_handle="update")
     fake.hold(5)  # every worker stops before its first download progress
@@ -713,7 +719,7 @@ def test_two_hundred_async_updates_on_library_threads_lose_nothing(
     assert not any(update.running for update in fake.updates)
 
 
-def test_never_ending_updates_cancelled_from_python_all_end(native: Callable[..., Any]) -> None:
+def test_never_ending_updates_cancelled_from_python_all_end(native: MakeNative) -> None:
     fake = native("hung", delivery="thread", abort_handle="either")
     with mpupdate.Client(backend=fake) as client:
         operations = [client.start_update() for _ in range(50)]

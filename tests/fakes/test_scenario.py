@@ -6,7 +6,8 @@ import copy
 import json
 import math
 from datetime import datetime, timezone
-from typing import Any
+from pathlib import Path
+from typing import Any, Optional
 
 import pytest
 
@@ -104,7 +105,8 @@ def _without(path: str) -> dict[str, Any]:
 def _error(doc: Any, source: str = "s.json") -> ScenarioError:
     with pytest.raises(ScenarioError) as info:
         Scenario.loads(json.dumps(doc), source=source)
-    return info.value
+    error: ScenarioError = info.value
+    return error
 
 
 def _problem(doc: Any) -> tuple[str, str]:
@@ -117,12 +119,12 @@ def _problem(doc: Any) -> tuple[str, str]:
 # -- the built-in library ----------------------------------------------------------------------
 
 
-def test_built_in_scenario_names_are_exactly_the_library():
+def test_built_in_scenario_names_are_exactly_the_library() -> None:
     assert scenarios.names() == BUILT_IN
 
 
 @pytest.mark.parametrize("name", BUILT_IN)
-def test_every_built_in_scenario_loads_under_its_own_name(name):
+def test_every_built_in_scenario_loads_under_its_own_name(name: str) -> None:
     scenario = scenarios.get(name)
     assert scenario.name == name
     assert scenario.description != ""
@@ -130,7 +132,7 @@ def test_every_built_in_scenario_loads_under_its_own_name(name):
 
 
 @pytest.mark.parametrize("name", BUILT_IN)
-def test_every_built_in_scenario_round_trips_through_json(name):
+def test_every_built_in_scenario_round_trips_through_json(name: str) -> None:
     scenario = scenarios.get(name)
     assert Scenario.loads(scenario.dumps()) == scenario
     assert Scenario.from_dict(scenario.to_dict()) == scenario
@@ -151,7 +153,13 @@ def test_every_built_in_scenario_round_trips_through_json(name):
         ("updated-three-packages", 34, ScenarioComplete(21.2, 0), 0, 0.0),
     ],
 )
-def test_built_in_scenario_contents(name, count, complete, start_hresult, abort_latency):
+def test_built_in_scenario_contents(
+    name: str,
+    count: int,
+    complete: Optional[ScenarioComplete],
+    start_hresult: int,
+    abort_latency: float,
+) -> None:
     scenario = scenarios.get(name)
     assert len(scenario.notifications) == count
     assert scenario.complete == complete
@@ -162,13 +170,13 @@ def test_built_in_scenario_contents(name, count, complete, start_hresult, abort_
     assert scenario.duration == (None if complete is None else complete.at)
 
 
-def test_built_in_unknown_notification_scenario_keeps_the_number():
+def test_built_in_unknown_notification_scenario_keeps_the_number() -> None:
     numbers = [n.notify for n in scenarios.get("unknown-notification").notifications]
     assert numbers.count(0x800E) == 1
     assert all(n == 0x800E or 0x8002 <= n <= 0x800C for n in numbers)
 
 
-def test_built_in_updated_scenario_first_download_event():
+def test_built_in_updated_scenario_first_download_event() -> None:
     first = scenarios.get("updated").notifications[3]
     assert first == ScenarioNotification(
         at=1.7,
@@ -228,7 +236,7 @@ def _machine_events(scenario: Scenario) -> list[Event]:
         ("updated-three-packages", Outcome.UPDATED),
     ],
 )
-def test_built_in_scenarios_follow_the_strict_update_grammar(name, outcome):
+def test_built_in_scenarios_follow_the_strict_update_grammar(name: str, outcome: Outcome) -> None:
     machine = UpdateMachine(strict=True)
     for event in _machine_events(scenarios.get(name)):
         machine.feed(event)
@@ -236,7 +244,7 @@ def test_built_in_scenarios_follow_the_strict_update_grammar(name, outcome):
     assert machine.anomalies == []
 
 
-def test_built_in_unknown_notification_scenario_breaks_only_the_known_number_rule():
+def test_built_in_unknown_notification_scenario_breaks_only_the_known_number_rule() -> None:
     events = _machine_events(scenarios.get("unknown-notification"))
     machine = UpdateMachine(strict=True)
     with pytest.raises(ProtocolError) as info:
@@ -252,7 +260,7 @@ def test_built_in_unknown_notification_scenario_breaks_only_the_known_number_rul
     assert lenient.outcome is Outcome.UPDATED
 
 
-def test_unknown_built_in_name_lists_the_known_names():
+def test_unknown_built_in_name_lists_the_known_names() -> None:
     with pytest.raises(ScenarioError) as info:
         scenarios.get("updatd")
     error = info.value
@@ -261,14 +269,14 @@ def test_unknown_built_in_name_lists_the_known_names():
     assert str(error) == f"updatd: name: {error.problem}"
 
 
-def test_get_with_a_json_path_loads_the_file(tmp_path):
+def test_get_with_a_json_path_loads_the_file(tmp_path: Path) -> None:
     path = tmp_path / "mine.json"
     path.write_text(json.dumps(_doc(name="mine")), encoding="utf-8")
     assert scenarios.get(str(path)).name == "mine"
     assert scenarios.load_any(path).name == "mine"
 
 
-def test_get_with_a_path_reads_the_file_again_after_it_changes(tmp_path):
+def test_get_with_a_path_reads_the_file_again_after_it_changes(tmp_path: Path) -> None:
     path = tmp_path / "changing.json"
     Scenario(name="first").dump(path)
     assert scenarios.get(str(path)).name == "first"
@@ -276,7 +284,7 @@ def test_get_with_a_path_reads_the_file_again_after_it_changes(tmp_path):
     assert scenarios.get(str(path)).name == "second"
 
 
-def test_load_any_passes_a_scenario_through():
+def test_load_any_passes_a_scenario_through() -> None:
     scenario = Scenario(name="x")
     assert scenarios.load_any(scenario) is scenario
 
@@ -284,7 +292,7 @@ def test_load_any_passes_a_scenario_through():
 # -- reading and writing -----------------------------------------------------------------------
 
 
-def test_loads_builds_the_exact_scenario():
+def test_loads_builds_the_exact_scenario() -> None:
     scenario = Scenario.loads(json.dumps(_doc()))
     assert scenario == Scenario(
         name="t",
@@ -309,7 +317,7 @@ def test_loads_builds_the_exact_scenario():
     assert scenario.versions_before == VersionInfo(*[ComponentVersion(0)] * 8)
 
 
-def test_dump_and_load_through_a_file(tmp_path):
+def test_dump_and_load_through_a_file(tmp_path: Path) -> None:
     scenario = scenarios.get("network-failure")
     path = tmp_path / "nf.json"
     scenario.dump(path)
@@ -318,7 +326,7 @@ def test_dump_and_load_through_a_file(tmp_path):
     assert Scenario.load(str(path)) == scenario
 
 
-def test_dumps_writes_names_hex_and_only_non_default_keys():
+def test_dumps_writes_names_hex_and_only_non_default_keys() -> None:
     scenario = Scenario.from_dict(
         _doc(
             notifications=[
@@ -388,7 +396,7 @@ def test_dumps_writes_names_hex_and_only_non_default_keys():
     assert scenario.message_for(0x80070005) is None
 
 
-def test_dumps_keeps_non_ascii_text_and_ends_with_a_newline():
+def test_dumps_keeps_non_ascii_text_and_ends_with_a_newline() -> None:
     scenario = Scenario(name="ü", description="Prüfung")
     text = scenario.dumps()
     assert '"name": "ü"' in text
@@ -396,7 +404,7 @@ def test_dumps_keeps_non_ascii_text_and_ends_with_a_newline():
     assert Scenario.loads(text) == scenario
 
 
-def test_round_trip_keeps_versions_with_update_times():
+def test_round_trip_keeps_versions_with_update_times() -> None:
     scenario = Scenario.from_dict(
         _doc(
             versions_after={
@@ -418,7 +426,7 @@ def test_round_trip_keeps_versions_with_update_times():
     assert Scenario.loads(scenario.dumps()) == scenario
 
 
-def test_replace_changes_fields_and_validates():
+def test_replace_changes_fields_and_validates() -> None:
     base = Scenario.from_dict(_doc())
     changed = base.replace(description="new", complete=ScenarioComplete(5.0, 1))
     assert changed.description == "new"
@@ -427,7 +435,7 @@ def test_replace_changes_fields_and_validates():
     assert base.description == ""
 
 
-def test_replace_with_invalid_changes_names_the_problem():
+def test_replace_with_invalid_changes_names_the_problem() -> None:
     base = Scenario.from_dict(_doc())
     with pytest.raises(ScenarioError) as info:
         base.replace(complete=ScenarioComplete(0.5))
@@ -437,33 +445,33 @@ def test_replace_with_invalid_changes_names_the_problem():
     assert error.problem == "0.5 is earlier than the last notification (1)"
 
 
-def test_replace_rejects_a_synthesized_notification():
+def test_replace_rejects_a_synthesized_notification() -> None:
     with pytest.raises(ScenarioError) as info:
         Scenario(name="x").replace(notifications=(ScenarioNotification(0.1, 0x8001),))
     assert info.value.position == "$.notifications[0].notify"
 
 
-def test_replace_accepts_a_signed_hresult_for_a_named_code():
+def test_replace_accepts_a_signed_hresult_for_a_named_code() -> None:
     assert Scenario(name="x").replace(start_hresult=-2147024891).start_hresult == 0x80070005
 
 
-def test_replace_accepts_a_signed_hresult_for_an_unnamed_code():
+def test_replace_accepts_a_signed_hresult_for_an_unnamed_code() -> None:
     assert Scenario(name="x").replace(start_hresult=-2142236108).start_hresult == 0x80501234
 
 
-def test_replace_of_unknown_field_is_a_type_error():
+def test_replace_of_unknown_field_is_a_type_error() -> None:
     with pytest.raises(TypeError):
         Scenario(name="x").replace(colour="blue")
 
 
-def test_default_scenario_completes_after_one_second():
+def test_default_scenario_completes_after_one_second() -> None:
     scenario = Scenario(name="x")
     assert scenario.complete == ScenarioComplete(1.0, 0)
     assert scenario.duration == 1.0
     assert Scenario.loads(scenario.dumps()) == scenario
 
 
-def test_format_constants():
+def test_format_constants() -> None:
     assert (FORMAT, VERSION) == ("mpupdate-scenario", 1)
 
 
@@ -489,12 +497,13 @@ def test_format_constants():
         (0, 0),
     ],
 )
-def test_hresult_spellings_are_accepted(value, expected):
+def test_hresult_spellings_are_accepted(value: object, expected: int) -> None:
     scenario = Scenario.from_dict(_with("complete.hresult", value))
+    assert scenario.complete is not None
     assert scenario.complete.hresult == expected
 
 
-def test_complete_without_hresult_is_s_ok():
+def test_complete_without_hresult_is_s_ok() -> None:
     assert Scenario.from_dict(_without("complete.hresult")).complete == ScenarioComplete(2.0, 0)
 
 
@@ -515,7 +524,7 @@ def test_complete_without_hresult_is_s_ok():
         ([1], "expected an HRESULT (hex string, name or int), got a list"),
     ],
 )
-def test_bad_hresults_are_reported_with_position(value, problem):
+def test_bad_hresults_are_reported_with_position(value: object, problem: str) -> None:
     assert _problem(_with("complete.hresult", value)) == ("$.complete.hresult", problem)
 
 
@@ -526,11 +535,11 @@ def test_bad_hresults_are_reported_with_position(value, problem):
         ("start_hresult", "$.start_hresult"),
     ],
 )
-def test_bad_top_level_hresults_name_their_key(key, position):
+def test_bad_top_level_hresults_name_their_key(key: str, position: str) -> None:
     assert _problem(_doc(**{key: "nope"})) == (position, f"'nope' {HRESULT_HELP}")
 
 
-def test_bad_notification_hresult_names_the_notification():
+def test_bad_notification_hresult_names_the_notification() -> None:
     doc = _with("notifications.0.hresult", True)
     assert _problem(doc) == ("$.notifications[0].hresult", "expected an HRESULT, got a boolean")
 
@@ -538,7 +547,7 @@ def test_bad_notification_hresult_names_the_notification():
 # -- structural problems -----------------------------------------------------------------------
 
 
-def test_invalid_json_reports_line_and_column():
+def test_invalid_json_reports_line_and_column() -> None:
     with pytest.raises(ScenarioError) as info:
         Scenario.loads('{\n  "format": "mpupdate-scenario",\n  "version": 1,,\n}', source="a.json")
     error = info.value
@@ -550,7 +559,7 @@ def test_invalid_json_reports_line_and_column():
     )
 
 
-def test_empty_text_is_invalid_json_at_line_1_column_1():
+def test_empty_text_is_invalid_json_at_line_1_column_1() -> None:
     with pytest.raises(ScenarioError) as info:
         Scenario.loads("")
     assert str(info.value) == "<string>: line 1, column 1: not valid JSON: Expecting value"
@@ -560,17 +569,17 @@ def test_empty_text_is_invalid_json_at_line_1_column_1():
     ("doc", "kind"),
     [([], "a list"), ("x", "a string"), (None, "null"), (3, "int 3"), (True, "a boolean")],
 )
-def test_document_that_is_not_an_object(doc, kind):
+def test_document_that_is_not_an_object(doc: object, kind: str) -> None:
     assert _problem(doc) == ("$", f"expected an object, got {kind}")
 
 
-def test_from_dict_default_source_is_dict():
+def test_from_dict_default_source_is_dict() -> None:
     with pytest.raises(ScenarioError) as info:
         Scenario.from_dict([])
     assert str(info.value) == "<dict>: $: expected an object, got a list"
 
 
-def test_wrong_format():
+def test_wrong_format() -> None:
     assert _problem(_doc(format="other")) == (
         "$.format",
         "expected 'mpupdate-scenario', got 'other'",
@@ -578,7 +587,7 @@ def test_wrong_format():
 
 
 @pytest.mark.parametrize(("version", "shown"), [(2, "2"), (0, "0"), ("1", "'1'"), (True, "True")])
-def test_wrong_version_says_what_to_do(version, shown):
+def test_wrong_version_says_what_to_do(version: object, shown: str) -> None:
     assert _problem(_doc(version=version)) == (
         "$.version",
         f"this mpupdate reads scenario format version 1, the file has {shown}; "
@@ -587,22 +596,22 @@ def test_wrong_version_says_what_to_do(version, shown):
 
 
 @pytest.mark.parametrize("key", ["complete", "format", "name", "notifications", "version"])
-def test_missing_top_level_key(key):
+def test_missing_top_level_key(key: str) -> None:
     assert _problem(_without(key)) == ("$", f"missing key {key!r}")
 
 
-def test_missing_keys_are_reported_in_sorted_order():
+def test_missing_keys_are_reported_in_sorted_order() -> None:
     assert _problem({}) == ("$", "missing key 'complete'")
 
 
-def test_unknown_top_level_key_lists_the_known_keys():
+def test_unknown_top_level_key_lists_the_known_keys() -> None:
     assert _problem(_doc(colour="blue")) == (
         "$.colour",
         f"unknown key (known keys: {TOP_KEYS})",
     )
 
 
-def test_unknown_notification_key_lists_the_known_keys():
+def test_unknown_notification_key_lists_the_known_keys() -> None:
     doc = _with("notifications.0.delay", 1)
     assert _problem(doc) == (
         "$.notifications[0].delay",
@@ -610,7 +619,7 @@ def test_unknown_notification_key_lists_the_known_keys():
     )
 
 
-def test_unknown_data_key_lists_the_known_keys():
+def test_unknown_data_key_lists_the_known_keys() -> None:
     doc = _with("notifications.1.data.size", 1)
     assert _problem(doc) == (
         "$.notifications[1].data.size",
@@ -618,32 +627,32 @@ def test_unknown_data_key_lists_the_known_keys():
     )
 
 
-def test_missing_data_key():
+def test_missing_data_key() -> None:
     assert _problem(_without("notifications.1.data.percent")) == (
         "$.notifications[1].data",
         "missing key 'percent'",
     )
 
 
-def test_missing_notification_key():
+def test_missing_notification_key() -> None:
     assert _problem(_without("notifications.0.at")) == ("$.notifications[0]", "missing key 'at'")
 
 
-def test_unknown_complete_key():
+def test_unknown_complete_key() -> None:
     assert _problem(_with("complete.why", "x")) == (
         "$.complete.why",
         "unknown key (known keys: at, hresult)",
     )
 
 
-def test_notifications_must_be_a_list():
+def test_notifications_must_be_a_list() -> None:
     assert _problem(_doc(notifications={})) == (
         "$.notifications",
         "expected a list, got an object",
     )
 
 
-def test_notification_must_be_an_object():
+def test_notification_must_be_an_object() -> None:
     assert _problem(_with("notifications.1", "SIGUPDATE_START")) == (
         "$.notifications[1]",
         "expected an object, got a string",
@@ -653,11 +662,11 @@ def test_notification_must_be_an_object():
 @pytest.mark.parametrize(
     ("value", "problem"), [(5, "expected a string, got int 5"), ("", "must not be empty")]
 )
-def test_bad_name(value, problem):
+def test_bad_name(value: object, problem: str) -> None:
     assert _problem(_doc(name=value)) == ("$.name", problem)
 
 
-def test_bad_description():
+def test_bad_description() -> None:
     assert _problem(_doc(description=None)) == ("$.description", "expected a string, got null")
 
 
@@ -673,7 +682,7 @@ def test_bad_description():
         ("0x800D", "SIGUPDATE_COMPLETE"),
     ],
 )
-def test_synthesized_notification_is_rejected_by_name(value, name):
+def test_synthesized_notification_is_rejected_by_name(value: object, name: str) -> None:
     assert _problem(_with("notifications.0.notify", value)) == (
         "$.notifications[0].notify",
         f"{name} is synthesized by MpClient (and the fake); "
@@ -685,7 +694,7 @@ def test_synthesized_notification_is_rejected_by_name(value, name):
     ("value", "index"),
     [("SIGUPDATE_START", 0), ("sigupdate_complete", 1), (0x8001, 0), ("0x800d", 1)],
 )
-def test_start_or_complete_inside_notifications_is_rejected(value, index):
+def test_start_or_complete_inside_notifications_is_rejected(value: object, index: int) -> None:
     position, problem = _problem(_with(f"notifications.{index}.notify", value))
     assert position == f"$.notifications[{index}].notify"
     assert problem.endswith(
@@ -705,7 +714,7 @@ def test_start_or_complete_inside_notifications_is_rejected(value, index):
         ("INTERNAL_FAILURE", 0x2001),
     ],
 )
-def test_notify_may_be_a_name_or_any_dword(value, expected):
+def test_notify_may_be_a_name_or_any_dword(value: object, expected: int) -> None:
     scenario = Scenario.from_dict(_with("notifications.0.notify", value))
     assert scenario.notifications[0].notify == expected
 
@@ -725,14 +734,14 @@ def test_notify_may_be_a_name_or_any_dword(value, expected):
         (None, "expected a Notify name or number, got null"),
     ],
 )
-def test_bad_notify_values(value, problem):
+def test_bad_notify_values(value: object, problem: str) -> None:
     assert _problem(_with("notifications.0.notify", value)) == (
         "$.notifications[0].notify",
         problem,
     )
 
 
-def test_unknown_update_type_name_lists_the_names():
+def test_unknown_update_type_name_lists_the_names() -> None:
     assert _problem(_with("notifications.1.data.update_type", "WU")) == (
         "$.notifications[1].data.update_type",
         "unknown SigUpdateType name 'WU' (known: NONE, MANAGED, HTTP, HTTP_SRV, UNC, UNMANAGED, "
@@ -740,28 +749,29 @@ def test_unknown_update_type_name_lists_the_names():
     )
 
 
-def test_unknown_stage_name_lists_the_names():
+def test_unknown_stage_name_lists_the_names() -> None:
     assert _problem(_with("notifications.1.data.stage", "VERIFY")) == (
         "$.notifications[1].data.stage",
         "unknown Stage name 'VERIFY' (known: UNKNOWN, SEARCH, DOWNLOAD, INSTALL; or a number)",
     )
 
 
-def test_update_type_and_stage_accept_lowercase_names_and_numbers():
+def test_update_type_and_stage_accept_lowercase_names_and_numbers() -> None:
     doc = _with("notifications.1.data.update_type", "http_srv")
     doc["notifications"][1]["data"]["stage"] = 7
     data = Scenario.from_dict(doc).notifications[1].data
+    assert data is not None
     assert (data.update_type, data.stage) == (SigUpdateType.HTTP_SRV, 7)
 
 
-def test_data_defaults_for_update_type_stage_and_path():
+def test_data_defaults_for_update_type_stage_and_path() -> None:
     doc = _without("notifications.1.data.update_type")
     del doc["notifications"][1]["data"]["stage"]
     del doc["notifications"][1]["data"]["path"]
     assert Scenario.from_dict(doc).notifications[1].data == SigUpdateData(50, 1, 0, 0, 0, None)
 
 
-def test_null_data_is_no_data():
+def test_null_data_is_no_data() -> None:
     assert Scenario.from_dict(_with("notifications.1.data", None)).notifications[1].data is None
 
 
@@ -778,36 +788,40 @@ def test_null_data_is_no_data():
         (0x1_0000_0000, "4294967296"),
     ],
 )
-def test_data_dwords_must_be_integers_in_range(key, value, shown):
+def test_data_dwords_must_be_integers_in_range(key: str, value: object, shown: str) -> None:
     assert _problem(_with(f"notifications.1.data.{key}", value)) == (
         f"$.notifications[1].data.{key}",
         f"expected an integer 0..4294967295, got {shown}",
     )
 
 
-def test_percent_may_be_any_dword_for_replaying_odd_values():
+def test_percent_may_be_any_dword_for_replaying_odd_values() -> None:
     doc = _with("notifications.1.data.percent", 0xFFFFFFFF)
-    assert Scenario.from_dict(doc).notifications[1].data.percent == 0xFFFFFFFF
+    data = Scenario.from_dict(doc).notifications[1].data
+    assert data is not None
+    assert data.percent == 0xFFFFFFFF
 
 
-def test_path_with_nul_is_rejected():
+def test_path_with_nul_is_rejected() -> None:
     assert _problem(_with("notifications.1.data.path", "C:\\a\u0000b")) == (
         "$.notifications[1].data.path",
         "must not contain NUL characters",
     )
 
 
-def test_path_must_be_a_string():
+def test_path_must_be_a_string() -> None:
     assert _problem(_with("notifications.1.data.path", 3)) == (
         "$.notifications[1].data.path",
         "expected a string, got int 3",
     )
 
 
-def test_path_keeps_non_ascii_and_non_bmp_characters():
+def test_path_keeps_non_ascii_and_non_bmp_characters() -> None:
     path = "C:\\Données\\\U0001f600.exe"
     scenario = Scenario.from_dict(_with("notifications.1.data.path", path))
-    assert scenario.notifications[1].data.path == path
+    data = scenario.notifications[1].data
+    assert data is not None
+    assert data.path == path
     assert Scenario.loads(scenario.dumps()) == scenario
 
 
@@ -820,7 +834,7 @@ def test_path_keeps_non_ascii_and_non_bmp_characters():
         (0x1_0000_0000, "expected an integer 0..4294967295"),
     ],
 )
-def test_bad_callback_type(value, problem):
+def test_bad_callback_type(value: object, problem: str) -> None:
     assert _problem(_with("notifications.0.callback_type", value)) == (
         "$.notifications[0].callback_type",
         problem,
@@ -830,7 +844,7 @@ def test_bad_callback_type(value, problem):
 # -- times -------------------------------------------------------------------------------------
 
 
-def test_times_going_backwards_are_rejected():
+def test_times_going_backwards_are_rejected() -> None:
     doc = _doc()
     doc["notifications"][0]["at"] = 1.5
     assert _problem(doc) == (
@@ -839,19 +853,19 @@ def test_times_going_backwards_are_rejected():
     )
 
 
-def test_equal_times_are_allowed():
+def test_equal_times_are_allowed() -> None:
     doc = _with("notifications.0.at", 1.0)
     assert [n.at for n in Scenario.from_dict(doc).notifications] == [1.0, 1.0]
 
 
-def test_complete_before_the_last_notification_is_rejected():
+def test_complete_before_the_last_notification_is_rejected() -> None:
     assert _problem(_with("complete.at", 0.75)) == (
         "$.complete.at",
         "0.75 is earlier than the last notification (1)",
     )
 
 
-def test_complete_at_the_same_time_as_the_last_notification_is_allowed():
+def test_complete_at_the_same_time_as_the_last_notification_is_allowed() -> None:
     assert Scenario.from_dict(_with("complete.at", 1.0)).complete == ScenarioComplete(1.0, 0)
 
 
@@ -867,11 +881,11 @@ def test_complete_at_the_same_time_as_the_last_notification_is_allowed():
         (None, "expected seconds as a number, got null"),
     ],
 )
-def test_bad_seconds(value, problem):
+def test_bad_seconds(value: object, problem: str) -> None:
     assert _problem(_with("notifications.0.at", value)) == ("$.notifications[0].at", problem)
 
 
-def test_nan_in_json_text_is_reported_as_bad_seconds():
+def test_nan_in_json_text_is_reported_as_bad_seconds() -> None:
     text = json.dumps(_doc()).replace('"at": 2.0', '"at": NaN')
     with pytest.raises(ScenarioError) as info:
         Scenario.loads(text, source="n.json")
@@ -880,33 +894,34 @@ def test_nan_in_json_text_is_reported_as_bad_seconds():
     )
 
 
-def test_negative_abort_latency():
+def test_negative_abort_latency() -> None:
     assert _problem(_doc(abort_latency=-2)) == (
         "$.abort_latency",
         "expected a finite number of seconds >= 0, got -2",
     )
 
 
-def test_int_seconds_become_floats():
+def test_int_seconds_become_floats() -> None:
     scenario = Scenario.from_dict(_doc(abort_latency=2, complete={"at": 3}))
     assert scenario.abort_latency == 2.0
     assert type(scenario.abort_latency) is float
+    assert scenario.complete is not None
     assert type(scenario.complete.at) is float
 
 
-def test_started_at_is_converted_to_utc():
+def test_started_at_is_converted_to_utc() -> None:
     scenario = Scenario.from_dict(_doc(started_at="2026-03-01T09:30:00-05:00"))
     assert scenario.started_at == datetime(2026, 3, 1, 14, 30, tzinfo=UTC)
     assert scenario.started_at.tzinfo is UTC
     assert scenario.to_dict()["started_at"] == "2026-03-01T14:30:00Z"
 
 
-def test_started_at_accepts_z():
+def test_started_at_accepts_z() -> None:
     scenario = Scenario.from_dict(_doc(started_at="2026-03-01T09:30:00.250000Z"))
     assert scenario.started_at == datetime(2026, 3, 1, 9, 30, 0, 250000, tzinfo=UTC)
 
 
-def test_started_at_without_timezone_is_rejected():
+def test_started_at_without_timezone_is_rejected() -> None:
     assert _problem(_doc(started_at="2026-01-01T00:00:00")) == (
         "$.started_at",
         "'2026-01-01T00:00:00' has no timezone; add Z for UTC",
@@ -914,18 +929,18 @@ def test_started_at_without_timezone_is_rejected():
 
 
 @pytest.mark.parametrize("value", ["yesterday", "2026-13-01T00:00:00Z", ""])
-def test_started_at_that_is_not_iso_8601(value):
+def test_started_at_that_is_not_iso_8601(value: str) -> None:
     assert _problem(_doc(started_at=value)) == (
         "$.started_at",
         f"{value!r} is not an ISO 8601 time like 2026-01-01T00:00:00Z",
     )
 
 
-def test_started_at_must_be_a_string():
+def test_started_at_must_be_a_string() -> None:
     assert _problem(_doc(started_at=0)) == ("$.started_at", "expected a string, got int 0")
 
 
-def test_default_started_at_is_2026_utc():
+def test_default_started_at_is_2026_utc() -> None:
     assert Scenario.from_dict(_doc()).started_at == datetime(2026, 1, 1, tzinfo=UTC)
     assert datetime(2026, 1, 1, tzinfo=UTC) == DEFAULT_START
 
@@ -943,14 +958,14 @@ def test_default_started_at_is_2026_utc():
         (None, "expected a version string like 1.403.100.0, got null"),
     ],
 )
-def test_bad_version_strings(value, problem):
+def test_bad_version_strings(value: object, problem: str) -> None:
     assert _problem(_doc(versions_before={"engine": value})) == (
         "$.versions_before.engine",
         problem,
     )
 
 
-def test_unknown_version_component():
+def test_unknown_version_component() -> None:
     assert _problem(_doc(versions_after={"kernel": "1.0.0.0"})) == (
         "$.versions_after.kernel",
         "unknown key (known keys: as_signature, av_signature, engine, file_system_filter, "
@@ -958,14 +973,14 @@ def test_unknown_version_component():
     )
 
 
-def test_version_object_needs_a_version():
+def test_version_object_needs_a_version() -> None:
     assert _problem(_doc(versions_after={"engine": {"updated_at": "2026-01-01T00:00:00Z"}})) == (
         "$.versions_after.engine",
         "missing key 'version'",
     )
 
 
-def test_version_update_time_without_timezone():
+def test_version_update_time_without_timezone() -> None:
     doc = _doc(versions_after={"engine": {"version": "1.0.0.0", "updated_at": "2026-01-01"}})
     assert _problem(doc) == (
         "$.versions_after.engine.updated_at",
@@ -973,19 +988,19 @@ def test_version_update_time_without_timezone():
     )
 
 
-def test_versions_must_be_an_object():
+def test_versions_must_be_an_object() -> None:
     assert _problem(_doc(versions_before=[])) == (
         "$.versions_before",
         "expected an object, got a list",
     )
 
 
-def test_messages_are_keyed_by_hresult():
+def test_messages_are_keyed_by_hresult() -> None:
     scenario = Scenario.from_dict(_doc(messages={"E_ACCESSDENIED": "Zugriff verweigert."}))
     assert scenario.messages == ((0x80070005, "Zugriff verweigert."),)
 
 
-def test_bad_message_key_and_value():
+def test_bad_message_key_and_value() -> None:
     assert _problem(_doc(messages={"oops": "x"})) == ("$.messages.oops", f"'oops' {HRESULT_HELP}")
     assert _problem(_doc(messages={"0x1": 2})) == ("$.messages.0x1", "expected a string, got int 2")
     assert _problem(_doc(messages=[])) == ("$.messages", "expected an object, got a list")
@@ -994,7 +1009,7 @@ def test_bad_message_key_and_value():
 # -- files -------------------------------------------------------------------------------------
 
 
-def test_missing_file_cannot_be_read(tmp_path):
+def test_missing_file_cannot_be_read(tmp_path: Path) -> None:
     path = tmp_path / "absent.json"
     with pytest.raises(ScenarioError) as info:
         Scenario.load(path)
@@ -1004,13 +1019,13 @@ def test_missing_file_cannot_be_read(tmp_path):
     assert str(error) == f"{path}: file: cannot be read: No such file or directory"
 
 
-def test_directory_cannot_be_read(tmp_path):
+def test_directory_cannot_be_read(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError) as info:
         Scenario.load(tmp_path)
     assert (info.value.position, info.value.problem) == ("file", "cannot be read: Is a directory")
 
 
-def test_non_utf8_file_reports_the_byte(tmp_path):
+def test_non_utf8_file_reports_the_byte(tmp_path: Path) -> None:
     path = tmp_path / "latin1.json"
     path.write_bytes(b'{"name": "caf\xe9"}')
     with pytest.raises(ScenarioError) as info:
@@ -1023,7 +1038,7 @@ def test_non_utf8_file_reports_the_byte(tmp_path):
     )
 
 
-def test_errors_in_a_file_name_the_file(tmp_path):
+def test_errors_in_a_file_name_the_file(tmp_path: Path) -> None:
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(_doc(version=7)), encoding="utf-8")
     with pytest.raises(ScenarioError) as info:
@@ -1032,7 +1047,7 @@ def test_errors_in_a_file_name_the_file(tmp_path):
     assert info.value.position == "$.version"
 
 
-def test_scenario_error_is_a_value_error():
+def test_scenario_error_is_a_value_error() -> None:
     error = ScenarioError("f.json", "$.x", "bad")
     assert isinstance(error, ValueError)
     assert str(error) == "f.json: $.x: bad"

@@ -10,7 +10,8 @@ import mpupdate
 from mpupdate.constants import Notify
 from mpupdate.fakes import FakeMpClient, Scenario
 from mpupdate.fakes.strategies import any_scenarios, grammatical_scenarios
-from mpupdate.machine import Outcome, outcome_of
+from mpupdate.machine import Outcome
+from mpupdate.results import outcome_of
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

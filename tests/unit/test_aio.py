@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any
 
 import pytest
 
 import mpupdate
 from mpupdate import Outcome
 from mpupdate.errors import Step
-from mpupdate.fakes import FakeMpClient
+from mpupdate.fakes import FakeMpClient, FakeUpdate
 
 
 def test_update_async_returns_the_result_and_reports_progress_on_the_loop_thread() -> None:
@@ -48,7 +47,7 @@ def test_update_async_raises_update_error_like_update() -> None:
 def test_cancelling_the_task_aborts_the_update_and_closes_it() -> None:
     running = threading.Event()
 
-    def hold(update: Any, index: int, item: object) -> None:
+    def hold(update: FakeUpdate, index: int, item: object) -> None:
         if index == 5:  # the DLL's worker waits here, mid-update, until the abort arrives
             running.set()
             update.abort_event.wait(10)
@@ -71,7 +70,7 @@ def test_cancelling_the_task_aborts_the_update_and_closes_it() -> None:
 def test_a_raising_progress_function_cancels_and_comes_out_of_the_await() -> None:
     # progress runs on the loop thread, after the fact: hold the DLL's worker at the seventh
     # notification until the abort arrives, so the update is still running when it raises.
-    def hold(update: Any, index: int, item: object) -> None:
+    def hold(update: FakeUpdate, index: int, item: object) -> None:
         if index == 6:
             update.abort_event.wait(10)
 

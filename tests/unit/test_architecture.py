@@ -104,8 +104,8 @@ def imports_of(module: str) -> list[Import]:
                 visit(child, where)
             return
         inner = "function" if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) else where
-        for child in ast.iter_child_nodes(node):
-            visit(child, inner)
+        for sub in ast.iter_child_nodes(node):
+            visit(sub, inner)
 
     visit(tree, "module")
     return found

@@ -356,25 +356,27 @@ windows_only = pytest.mark.skipif(sys.platform != "win32", reason="reads the Win
 
 @windows_only
 def test_the_registry_is_read_as_reg_sz_only() -> None:
-    import winreg
+    # Always true under windows_only; tells mypy that winreg and its names exist.
+    if sys.platform == "win32":
+        import winreg
 
-    from mpupdate.backends import _read_registry
+        from mpupdate.backends import _read_registry
 
-    key = r"SOFTWARE\mpupdate-tests"
-    with winreg.CreateKeyEx(
-        winreg.HKEY_LOCAL_MACHINE, key, 0, winreg.KEY_WRITE | winreg.KEY_WOW64_64KEY
-    ) as handle:
-        winreg.SetValueEx(handle, "Plain", 0, winreg.REG_SZ, "C:\\Plain\\")
-        winreg.SetValueEx(handle, "Expandable", 0, winreg.REG_EXPAND_SZ, "%SystemDrive%\\x")
-        winreg.SetValueEx(handle, "Number", 0, winreg.REG_DWORD, 7)
-    try:
-        assert _read_registry(key, "Plain") == "C:\\Plain\\"
-        assert _read_registry(key, "Expandable") is None
-        assert _read_registry(key, "Number") is None
-        assert _read_registry(key, "Missing") is None
-        assert _read_registry(key + r"\Missing", "Plain") is None
-    finally:
-        winreg.DeleteKeyEx(winreg.HKEY_LOCAL_MACHINE, key, winreg.KEY_WOW64_64KEY, 0)
+        key = r"SOFTWARE\mpupdate-tests"
+        with winreg.CreateKeyEx(
+            winreg.HKEY_LOCAL_MACHINE, key, 0, winreg.KEY_WRITE | winreg.KEY_WOW64_64KEY
+        ) as handle:
+            winreg.SetValueEx(handle, "Plain", 0, winreg.REG_SZ, "C:\\Plain\\")
+            winreg.SetValueEx(handle, "Expandable", 0, winreg.REG_EXPAND_SZ, "%SystemDrive%\\x")
+            winreg.SetValueEx(handle, "Number", 0, winreg.REG_DWORD, 7)
+        try:
+            assert _read_registry(key, "Plain") == "C:\\Plain\\"
+            assert _read_registry(key, "Expandable") is None
+            assert _read_registry(key, "Number") is None
+            assert _read_registry(key, "Missing") is None
+            assert _read_registry(key + r"\Missing", "Plain") is None
+        finally:
+            winreg.DeleteKeyEx(winreg.HKEY_LOCAL_MACHINE, key, winreg.KEY_WOW64_64KEY, 0)
 
 
 @windows_only

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import threading
 import weakref
-from typing import Any
+from typing import Any, Callable, Optional
 
 import pytest
 
@@ -25,7 +25,8 @@ from mpupdate.constants import (
     UpdateOption,
 )
 from mpupdate.errors import Step, to_signed
-from mpupdate.fakes import FakeMpClient, Scenario, ScenarioComplete
+from mpupdate.events import Event
+from mpupdate.fakes import FakeMpClient, FakeUpdate, Scenario, ScenarioComplete
 from mpupdate.handles import HandleKind, flush_deferred_closes
 from mpupdate.machine import Outcome, Phase
 
@@ -41,6 +42,9 @@ def test_client_opens_one_manager_handle_and_closes_it_once() -> None:
     with mpupdate.Client(fake) as client:
         assert fake.open_handles == {0x1000_0000: "manager"}
         assert not client.closed
+    # Forget that mypy narrowed client.closed to False above (python/mypy#11969): leaving the
+    # block closed the client, and without this mypy takes the rest of the test for unreachable.
+    client = client
     assert client.closed
     client.close()  # a second close does nothing
     assert closes(fake) == [0x1000_0000]
@@ -98,7 +102,9 @@ def test_start_failure_raises_and_leaves_nothing_open() -> None:
         ({"options": 0x400, "blocking": True}, 0x400),  # raw, unnamed bits pass through
     ],
 )
-def test_start_update_passes_the_options_it_documents(kwargs: Any, expected: int) -> None:
+def test_start_update_passes_the_options_it_documents(
+    kwargs: dict[str, Any], expected: int
+) -> None:
     fake = FakeMpClient("already-current")
     with mpupdate.Client(fake) as client, client.start_update(**kwargs) as operation:
         result = operation.wait()
@@ -397,9 +403,9 @@ def test_ctrl_c_inside_the_callback_of_a_blocking_start_is_reraised_after_cleanu
 ) -> None:
     fake = FakeMpClient("updated")  # immediate: the callback runs on this thread
     calls = {"n": 0}
-    real_decode = _native.decode
+    real_decode = _native.decode  # type: ignore[attr-defined]  # not exported: patched below
 
-    def decode(data: Any) -> Any:
+    def decode(data: Any) -> Event:
         calls["n"] += 1
         if calls["n"] == 3:
             raise KeyboardInterrupt  # as if Ctrl-C landed while the callback ran
@@ -563,7 +569,7 @@ def test_a_notification_for_an_unknown_context_is_counted_and_ignored() -> None:
 class SilentOnClose(FakeMpClient):
     """A DLL that, when an update is aborted or closed, just stops: no final COMPLETE."""
 
-    def _emit_abort_complete(self, update: Any, at: float) -> None:
+    def _emit_abort_complete(self, update: FakeUpdate, at: float) -> None:
         return None
 
 
@@ -653,9 +659,13 @@ def test_abort_handle_is_a_handle_kind_equal_to_its_old_text() -> None:
             next(operation.events())
             operation.cancel()
             operation.wait()
+        client = client  # forget that mypy narrowed client.abort_handle to None (python/mypy#11969)
         assert operation.abort_handle is HandleKind.MANAGER
         assert client.abort_handle is HandleKind.MANAGER
-        assert operation.abort_handle == "manager" and f"{operation.abort_handle}" == "manager"
+        # A str, not a literal: mypy takes a str-enum member and a str literal for never equal
+        # (python/mypy#19576) and would skip the rest of the test as unreachable.
+        manager: str = "manager"
+        assert operation.abort_handle == manager and f"{operation.abort_handle}" == manager
         client.abort_handle = "update"  # text is taken, and becomes the kind
         assert client.abort_handle is HandleKind.UPDATE
         client.abort_handle = None
@@ -690,7 +700,10 @@ def test_abort_handle_is_a_handle_kind_equal_to_its_old_text() -> None:
     ids=["open", "start", "complete", "wait"],
 )
 def test_a_failed_update_names_the_step_that_failed(
-    fake: Any, timeout: Any, step: Step, error_class: type
+    fake: Callable[[], FakeMpClient],
+    timeout: Optional[float],
+    step: Step,
+    error_class: type[mpupdate.UpdateError],
 ) -> None:
     with pytest.raises(mpupdate.UpdateError) as caught:
         mpupdate.update(backend=fake(), timeout=timeout)

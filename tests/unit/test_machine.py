@@ -18,8 +18,8 @@ from mpupdate.machine import (
     Progress,
     UpdateMachine,
     UpdateResult,
-    outcome_of,
 )
+from mpupdate.results import outcome_of
 
 N = Notify
 T = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -148,14 +148,14 @@ def anomaly(position: Optional[int], message: str, expected: str) -> Anomaly:
         (0x00040000, Outcome.UPDATED),
     ],
 )
-def test_outcome_of_complete_hresult(hresult, outcome):
+def test_outcome_of_complete_hresult(hresult: int, outcome: Outcome) -> None:
     assert outcome_of(hresult) is outcome
 
 
 # -- grammatical sequences ---------------------------------------------------------------------
 
 
-def test_one_package_update_is_accepted_in_strict_mode_with_exact_progress():
+def test_one_package_update_is_accepted_in_strict_mode_with_exact_progress() -> None:
     machine = UpdateMachine(strict=True)
     progress = feed_all(machine, ONE_PACKAGE)
     assert [p.percent for p in progress] == ONE_PACKAGE_PERCENTS
@@ -171,7 +171,7 @@ def test_one_package_update_is_accepted_in_strict_mode_with_exact_progress():
     assert machine.count == len(ONE_PACKAGE) == 15
 
 
-def test_one_package_package_numbers_are_one_based():
+def test_one_package_package_numbers_are_one_based() -> None:
     progress = feed_all(UpdateMachine(strict=True), ONE_PACKAGE)
     assert [(p.package, p.packages) for p in progress] == [
         *[(None, None)] * 4,
@@ -179,7 +179,7 @@ def test_one_package_package_numbers_are_one_based():
     ]
 
 
-def test_three_package_update_is_accepted_in_strict_mode_with_exact_progress():
+def test_three_package_update_is_accepted_in_strict_mode_with_exact_progress() -> None:
     machine = UpdateMachine(strict=True)
     progress = feed_all(machine, THREE_PACKAGES)
     assert [p.percent for p in progress] == THREE_PACKAGES_PERCENTS
@@ -189,7 +189,7 @@ def test_three_package_update_is_accepted_in_strict_mode_with_exact_progress():
     assert [p.phase for p in progress[-3:]] == [Phase.FINISHING, Phase.FINISHING, Phase.DONE]
 
 
-def test_three_package_progress_reports_package_and_packages():
+def test_three_package_progress_reports_package_and_packages() -> None:
     progress = feed_all(UpdateMachine(strict=True), THREE_PACKAGES)
     assert [(p.package, p.packages) for p in progress] == [
         *[(None, None)] * 3,
@@ -201,14 +201,14 @@ def test_three_package_progress_reports_package_and_packages():
 
 
 @pytest.mark.parametrize("events", [ONE_PACKAGE, THREE_PACKAGES], ids=["one", "three"])
-def test_percent_never_decreases_and_stays_below_100_before_complete(events):
+def test_percent_never_decreases_and_stays_below_100_before_complete(events: list[Event]) -> None:
     percents = [p.percent for p in feed_all(UpdateMachine(strict=True), events)]
     assert percents == sorted(percents)
     assert max(percents[:-1]) == 95
     assert percents[-1] == 100
 
 
-def test_already_current_update_is_grammatical_and_reaches_100():
+def test_already_current_update_is_grammatical_and_reaches_100() -> None:
     machine = UpdateMachine(strict=True)
     events = [
         *HEAD[:2],
@@ -221,7 +221,7 @@ def test_already_current_update_is_grammatical_and_reaches_100():
     assert machine.anomalies == []
 
 
-def test_minimal_update_of_start_search_and_complete():
+def test_minimal_update_of_start_search_and_complete() -> None:
     machine = UpdateMachine(strict=True)
     events = [
         ev(N.SIGUPDATE_START),
@@ -234,18 +234,19 @@ def test_minimal_update_of_start_search_and_complete():
     assert machine.outcome is Outcome.UPDATED
 
 
-def test_failing_complete_may_end_the_update_anywhere_after_start():
+def test_failing_complete_may_end_the_update_anywhere_after_start() -> None:
     machine = UpdateMachine(strict=True)
     events = [*HEAD[:2], ev(N.SIGUPDATE_COMPLETE, E_CANNOT_CONNECT)]
     progress = feed_all(machine, events)
     assert [p.percent for p in progress] == [0, 2, 2]
     assert machine.outcome is Outcome.FAILED
+    assert machine.complete is not None
     assert machine.complete.hresult == E_CANNOT_CONNECT
     assert machine.phase is Phase.DONE
     assert machine.anomalies == []
 
 
-def test_abort_during_download_is_cancelled_and_keeps_the_percent():
+def test_abort_during_download_is_cancelled_and_keeps_the_percent() -> None:
     machine = UpdateMachine(strict=True)
     events = [
         *HEAD,
@@ -259,7 +260,7 @@ def test_abort_during_download_is_cancelled_and_keeps_the_percent():
     assert machine.anomalies == []
 
 
-def test_internal_failure_then_failing_complete_is_grammatical():
+def test_internal_failure_then_failing_complete_is_grammatical() -> None:
     machine = UpdateMachine(strict=True)
     events = [*HEAD[:2], ev(N.INTERNAL_FAILURE, E_FAIL), ev(N.SIGUPDATE_COMPLETE, E_FAIL)]
     progress = feed_all(machine, events)
@@ -273,14 +274,14 @@ def test_internal_failure_then_failing_complete_is_grammatical():
     assert machine.outcome is Outcome.FAILED
 
 
-def test_no_progress_notifications_are_fine_without_the_progress_option():
+def test_no_progress_notifications_are_fine_without_the_progress_option() -> None:
     machine = UpdateMachine(strict=True, options=int(UpdateOption.ASYNC))
     events = [*HEAD, *package(0, 1, progress=()), ev(N.SIGUPDATE_COMPLETE, S_OK)]
     assert [p.percent for p in feed_all(machine, events)] == [0, 2, 10, 10, 52, 52, 95, 100]
     assert machine.anomalies == []
 
 
-def test_download_start_with_zero_total_counts_as_one_package():
+def test_download_start_with_zero_total_counts_as_one_package() -> None:
     machine = UpdateMachine(strict=True)
     feed_all(machine, HEAD)
     progress = machine.feed(ev(N.SIGUPDATE_DOWNLOAD_START, data=(0, 0, 0)))
@@ -289,7 +290,7 @@ def test_download_start_with_zero_total_counts_as_one_package():
     assert progress.percent == 52
 
 
-def test_machine_before_any_event():
+def test_machine_before_any_event() -> None:
     machine = UpdateMachine()
     assert machine.strict is False
     assert machine.options == int(UpdateOption.PROGRESS) == 2
@@ -470,7 +471,9 @@ VIOLATIONS = [
     [case[1:] for case in VIOLATIONS],
     ids=[case[0] for case in VIOLATIONS],
 )
-def test_strict_mode_raises_protocol_error_at_the_violation(options, events, expected, message):
+def test_strict_mode_raises_protocol_error_at_the_violation(
+    options: int, events: list[Event], expected: str, message: str
+) -> None:
     machine = UpdateMachine(strict=True, options=options)
     feed_all(machine, events[:-1])
     position = len(events) - 1
@@ -686,8 +689,12 @@ LENIENT = [
     ids=[case[0] for case in LENIENT],
 )
 def test_lenient_mode_records_anomalies_and_reaches_the_outcome(
-    options, events, anomalies, outcome, percent
-):
+    options: int,
+    events: list[Event],
+    anomalies: list[tuple[Optional[int], str, str]],
+    outcome: Outcome,
+    percent: int,
+) -> None:
     machine = UpdateMachine(options=options)
     progress = feed_all(machine, events)
     assert machine.anomalies == [anomaly(*a) for a in anomalies]
@@ -698,7 +705,7 @@ def test_lenient_mode_records_anomalies_and_reaches_the_outcome(
     assert percents == sorted(percents)
 
 
-def test_lenient_anomalies_are_logged_as_warnings(caplog):
+def test_lenient_anomalies_are_logged_as_warnings(caplog: pytest.LogCaptureFixture) -> None:
     machine = UpdateMachine()
     with caplog.at_level(logging.WARNING, logger="mpupdate"):
         machine.feed(ev(N.SIGUPDATE_SEARCH_START))
@@ -712,7 +719,7 @@ def test_lenient_anomalies_are_logged_as_warnings(caplog):
     ]
 
 
-def test_note_records_an_anomaly_in_strict_mode_too():
+def test_note_records_an_anomaly_in_strict_mode_too() -> None:
     machine = UpdateMachine(strict=True)
     machine.note("the DLL returned S_OK but sent nothing")
     machine.note("late notification", 7)
@@ -722,13 +729,13 @@ def test_note_records_an_anomaly_in_strict_mode_too():
     ]
 
 
-def test_anomaly_str_names_the_event_when_it_has_one():
+def test_anomaly_str_names_the_event_when_it_has_one() -> None:
     assert str(Anomaly(3, "odd")) == "event 3: odd"
     assert str(Anomaly(None, "odd")) == "odd"
     assert str(Anomaly(0, "odd")) == "event 0: odd"
 
 
-def test_strict_mode_stops_at_the_first_violation_of_several():
+def test_strict_mode_stops_at_the_first_violation_of_several() -> None:
     # CALL_COMPLETE before START breaks two rules; strict raises for the first.
     with pytest.raises(ProtocolError) as info:
         UpdateMachine(strict=True).feed(ev(N.CALL_COMPLETE))
@@ -738,7 +745,7 @@ def test_strict_mode_stops_at_the_first_violation_of_several():
 # -- terminal COMPLETE, reboot, progress -------------------------------------------------------
 
 
-def test_first_complete_is_terminal():
+def test_first_complete_is_terminal() -> None:
     machine = UpdateMachine()
     first = ev(N.SIGUPDATE_COMPLETE, E_FAIL)
     events = [*HEAD[:2], first, ev(N.SIGUPDATE_COMPLETE, S_OK), ev(N.SIGUPDATE_SEARCH_COMPLETE)]
@@ -754,7 +761,7 @@ def test_first_complete_is_terminal():
     assert machine.count == 5
 
 
-def test_events_after_complete_do_not_change_packages_or_reboot():
+def test_events_after_complete_do_not_change_packages_or_reboot() -> None:
     machine = UpdateMachine()
     feed_all(machine, [*HEAD, ev(N.SIGUPDATE_COMPLETE, S_FALSE)])
     progress = machine.feed(ev(N.SIGUPDATE_DOWNLOAD_START, data=(0, 3, 2)))
@@ -763,14 +770,14 @@ def test_events_after_complete_do_not_change_packages_or_reboot():
     assert machine.reboot_required is False
 
 
-def test_reboot_required_is_set_by_a_successful_reboot_notification():
+def test_reboot_required_is_set_by_a_successful_reboot_notification() -> None:
     machine = UpdateMachine(strict=True)
     feed_all(machine, HEAD)
     machine.feed(ev(N.SIGUPDATE_REBOOT_REQUIRED, S_OK))
     assert machine.reboot_required is True
 
 
-def test_reboot_required_ignores_a_failing_reboot_notification():
+def test_reboot_required_ignores_a_failing_reboot_notification() -> None:
     machine = UpdateMachine(strict=True)
     feed_all(machine, HEAD)
     machine.feed(ev(N.SIGUPDATE_REBOOT_REQUIRED, 0x80070005))
@@ -779,7 +786,7 @@ def test_reboot_required_ignores_a_failing_reboot_notification():
     assert machine.anomalies == []
 
 
-def test_failed_complete_keeps_the_percent_reached():
+def test_failed_complete_keeps_the_percent_reached() -> None:
     machine = UpdateMachine(strict=True)
     feed_all(machine, [*HEAD, *package(0, 3), ev(N.SIGUPDATE_DOWNLOAD_START, data=(0, 3, 1))])
     assert machine.percent == 38
@@ -789,7 +796,7 @@ def test_failed_complete_keeps_the_percent_reached():
     assert machine.outcome is Outcome.FAILED
 
 
-def test_percent_does_not_go_back_when_an_earlier_stage_is_reported_again():
+def test_percent_does_not_go_back_when_an_earlier_stage_is_reported_again() -> None:
     machine = UpdateMachine()
     feed_all(machine, [*HEAD, *package(0, 1)])
     assert machine.percent == 95
@@ -798,7 +805,7 @@ def test_percent_does_not_go_back_when_an_earlier_stage_is_reported_again():
     assert progress.phase is Phase.SEARCHING
 
 
-def test_percent_does_not_go_back_when_the_package_index_does():
+def test_percent_does_not_go_back_when_the_package_index_does() -> None:
     machine = UpdateMachine()
     feed_all(machine, [*HEAD, ev(N.SIGUPDATE_DOWNLOAD_START, data=(0, 3, 2))])
     assert machine.percent == 66
@@ -806,7 +813,7 @@ def test_percent_does_not_go_back_when_the_package_index_does():
     assert (progress.percent, progress.package, progress.packages) == (66, 1, 3)
 
 
-def test_progress_without_data_uses_the_known_package():
+def test_progress_without_data_uses_the_known_package() -> None:
     machine = UpdateMachine()
     feed_all(machine, [*HEAD, ev(N.SIGUPDATE_DOWNLOAD_START, data=(0, 2, 1))])
     progress = machine.feed(ev(N.SIGUPDATE_DOWNLOAD_COMPLETE))
@@ -814,7 +821,7 @@ def test_progress_without_data_uses_the_known_package():
     assert (progress.percent, progress.package, progress.packages) == (73, 2, 2)
 
 
-def test_index_past_total_is_clamped_to_the_last_package():
+def test_index_past_total_is_clamped_to_the_last_package() -> None:
     machine = UpdateMachine()
     feed_all(machine, HEAD)
     progress = machine.feed(ev(N.SIGUPDATE_DOWNLOAD_START, data=(0, 2, 7)))
@@ -822,7 +829,7 @@ def test_index_past_total_is_clamped_to_the_last_package():
     assert (progress.percent, progress.package, progress.packages) == (52, 2, 2)
 
 
-def test_unknown_notification_changes_nothing_but_the_count():
+def test_unknown_notification_changes_nothing_but_the_count() -> None:
     machine = UpdateMachine()
     feed_all(machine, [*HEAD, DS1])
     before = (machine.phase, machine.percent, machine.package, machine.packages)
@@ -831,7 +838,7 @@ def test_unknown_notification_changes_nothing_but_the_count():
     assert machine.count == 5
 
 
-def test_progress_carries_the_fed_event():
+def test_progress_carries_the_fed_event() -> None:
     machine = UpdateMachine()
     event = ev(N.SIGUPDATE_START)
     progress = machine.feed(event)
@@ -866,15 +873,15 @@ def _result(outcome: Outcome, hresult: int, reboot: bool = False) -> UpdateResul
         (Outcome.TIMED_OUT, False),
     ],
 )
-def test_update_result_ok_only_for_updated_and_already_current(outcome, ok):
+def test_update_result_ok_only_for_updated_and_already_current(outcome: Outcome, ok: bool) -> None:
     assert _result(outcome, 0).ok is ok
 
 
-def test_update_result_duration_is_finished_minus_started():
+def test_update_result_duration_is_finished_minus_started() -> None:
     assert _result(Outcome.UPDATED, 0).duration == timedelta(seconds=12.5)
 
 
-def test_update_result_str():
+def test_update_result_str() -> None:
     assert str(_result(Outcome.UPDATED, 0)) == (
         "UPDATED 0x00000000 S_OK: The operation completed successfully."
     )
@@ -886,7 +893,7 @@ def test_update_result_str():
     )
 
 
-def test_update_result_defaults():
+def test_update_result_defaults() -> None:
     result = _result(Outcome.UPDATED, 0)
     assert (result.versions_before, result.versions_after, result.hint) == (None, None, None)
 

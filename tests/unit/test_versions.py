@@ -32,17 +32,17 @@ T_2026 = datetime(2026, 1, 1, tzinfo=UTC)
         (0x0001_0002_0003_0004, "1.2.3.4"),
     ],
 )
-def test_version_string_and_packed_int_round_trip(raw, text):
+def test_version_string_and_packed_int_round_trip(raw: int, text: str) -> None:
     assert version_to_string(raw) == text
     assert version_from_string(text) == raw
 
 
-def test_version_to_string_keeps_only_64_bits():
+def test_version_to_string_keeps_only_64_bits() -> None:
     assert version_to_string(0x1_0001_0002_0003_0004) == "1.2.3.4"
     assert version_to_string(-1) == "65535.65535.65535.65535"
 
 
-def test_version_from_string_strips_whitespace_and_leading_zeros():
+def test_version_from_string_strips_whitespace_and_leading_zeros() -> None:
     assert version_from_string("  1.403.100.0\n") == 0x0001_0193_0064_0000
     assert version_from_string("01.0403.00100.0") == 0x0001_0193_0064_0000
 
@@ -51,7 +51,7 @@ def test_version_from_string_strips_whitespace_and_leading_zeros():
     "text",
     ["1.2.3", "1.2.3.4.5", "", "1..3.4", "1.2.3.x", "1.2.3.-4", "1.2.3.+4", "1. 2.3.4", "v1.2.3.4"],
 )
-def test_version_from_string_rejects_malformed_text(text):
+def test_version_from_string_rejects_malformed_text(text: str) -> None:
     with pytest.raises(ValueError) as info:
         version_from_string(text)
     assert str(info.value) == (
@@ -60,17 +60,17 @@ def test_version_from_string_rejects_malformed_text(text):
 
 
 @pytest.mark.parametrize("text", ["65536.0.0.0", "1.2.3.65536", "1.2.3.99999999999999999999"])
-def test_version_from_string_rejects_parts_over_65535(text):
+def test_version_from_string_rejects_parts_over_65535(text: str) -> None:
     with pytest.raises(ValueError) as info:
         version_from_string(text)
     assert str(info.value) == f"version {text!r}: each part must be at most 65535"
 
 
-def test_version_from_string_accepts_65535_parts():
+def test_version_from_string_accepts_65535_parts() -> None:
     assert version_from_string("65535.65535.65535.65535") == 0xFFFF_FFFF_FFFF_FFFF
 
 
-def test_version_from_string_rejects_superscript_digits_with_its_own_message():
+def test_version_from_string_rejects_superscript_digits_with_its_own_message() -> None:
     with pytest.raises(ValueError) as info:
         version_from_string("1.2.3.\u00b2")
     assert str(info.value) == (
@@ -81,14 +81,14 @@ def test_version_from_string_rejects_superscript_digits_with_its_own_message():
 # -- ComponentVersion / VersionInfo ------------------------------------------------------------
 
 
-def test_component_version_str_is_the_dotted_version():
+def test_component_version_str_is_the_dotted_version() -> None:
     component = ComponentVersion(0x0001_0193_0064_0000, T_2026)
     assert component.version == "1.403.100.0"
     assert str(component) == "1.403.100.0"
     assert ComponentVersion(5).updated_at is None
 
 
-def test_components_are_mpversion_info_fields_in_declaration_order():
+def test_components_are_mpversion_info_fields_in_declaration_order() -> None:
     assert COMPONENTS == (
         ("product", "Product"),
         ("service", "Service"),
@@ -120,7 +120,7 @@ def _info() -> VersionInfo:
     )
 
 
-def test_from_struct_copies_each_component():
+def test_from_struct_copies_each_component() -> None:
     struct = ffi.new("MPVERSION_INFO *")
     struct.Engine.Version = 0x0001_0001_5E1A_000B
     struct.Engine.UpdateTime = FT_2026
@@ -136,19 +136,19 @@ def test_from_struct_copies_each_component():
     assert info.product == ComponentVersion(0, None)
 
 
-def test_from_struct_zero_update_time_is_none():
+def test_from_struct_zero_update_time_is_none() -> None:
     info = VersionInfo.from_struct(ffi.new("MPVERSION_INFO *"))
     for attr, _ in COMPONENTS:
         assert getattr(info, attr) == ComponentVersion(0, None)
 
 
-def test_from_struct_garbage_update_time_clamps_instead_of_raising():
+def test_from_struct_garbage_update_time_clamps_instead_of_raising() -> None:
     struct = ffi.new("MPVERSION_INFO *")
     struct.Product.UpdateTime = 0xFFFF_FFFF_FFFF_FFFF
     assert VersionInfo.from_struct(struct).product.updated_at == datetime.max.replace(tzinfo=UTC)
 
 
-def test_to_struct_writes_versions_and_filetimes():
+def test_to_struct_writes_versions_and_filetimes() -> None:
     struct = ffi.new("MPVERSION_INFO *")
     _info().to_struct(struct)
     assert struct.Product.Version == 0x0004_0012_5E1A_000B
@@ -159,7 +159,7 @@ def test_to_struct_writes_versions_and_filetimes():
     assert struct.NISSignature.UpdateTime == 10**7
 
 
-def test_to_struct_zeroes_the_reserved_part():
+def test_to_struct_zeroes_the_reserved_part() -> None:
     struct = ffi.new("MPVERSION_INFO *")
     for reserved in struct.Reserved:
         reserved.Version = 0xDEADBEEF
@@ -169,14 +169,14 @@ def test_to_struct_zeroes_the_reserved_part():
     assert ffi.buffer(struct)[128:] == bytes(64)
 
 
-def test_version_info_round_trips_through_the_struct():
+def test_version_info_round_trips_through_the_struct() -> None:
     info = _info()
     struct = ffi.new("MPVERSION_INFO *")
     info.to_struct(struct)
     assert VersionInfo.from_struct(struct) == info
 
 
-def test_as_dict_gives_dotted_versions_by_attribute():
+def test_as_dict_gives_dotted_versions_by_attribute() -> None:
     assert _info().as_dict() == {
         "product": "4.18.24090.11",
         "service": "4.18.24090.11",
