@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Optional, TypeVar, Union, cast
+from typing import TYPE_CHECKING, Optional, TypeVar, Union, cast
 
 
 class Evidence(enum.Enum):
@@ -34,6 +34,16 @@ class Evidence(enum.Enum):
 
 
 _E = TypeVar("_E", bound="_MarkedIntEnum")
+_M = TypeVar("_M", "_MarkedIntEnum", "_MarkedIntFlag")
+
+
+def _new_marked(cls: type[_M], value: int, evidence: Evidence, note: str = "") -> _M:
+    """The members' ``__new__``: an int carrying its evidence mark and a short note."""
+    member = int.__new__(cls, value)
+    member._value_ = value
+    member.evidence = evidence
+    member.note = note
+    return member
 
 
 class _MarkedIntEnum(enum.IntEnum):
@@ -42,12 +52,8 @@ class _MarkedIntEnum(enum.IntEnum):
     evidence: Evidence
     note: str
 
-    def __new__(cls, value: int, evidence: Evidence, note: str = "") -> _MarkedIntEnum:
-        member = int.__new__(cls, value)
-        member._value_ = value
-        member.evidence = evidence
-        member.note = note
-        return member
+    if not TYPE_CHECKING:  # checkers see IntEnum's __new__(value): Cls(0x8001) looks a member up
+        __new__ = _new_marked
 
     @classmethod
     def coerce(cls: type[_E], value: Union[int, str, _E]) -> Union[_E, int]:
@@ -77,12 +83,8 @@ class _MarkedIntFlag(enum.IntFlag):
     evidence: Evidence
     note: str
 
-    def __new__(cls, value: int, evidence: Evidence, note: str = "") -> _MarkedIntFlag:
-        member = int.__new__(cls, value)
-        member._value_ = value
-        member.evidence = evidence
-        member.note = note
-        return member
+    if not TYPE_CHECKING:  # checkers see IntFlag's __new__(value): Cls(0x8001) looks a member up
+        __new__ = _new_marked
 
 
 class UpdateOption(_MarkedIntFlag):
