@@ -274,6 +274,14 @@ class LoaderEnvironment:
         if self.windows and not isinstance(self.environ, _CaseInsensitiveEnviron):
             object.__setattr__(self, "environ", _CaseInsensitiveEnviron(self.environ))
 
+    def os_is_64_bit(self) -> bool:
+        """Whether Windows itself is 64-bit: it has a ``Program Files (x86)`` (in the registry's
+        64-bit view, or failing that the environment)."""
+        return bool(
+            self.read_registry(CURRENT_VERSION_KEY, "ProgramFilesDir (x86)")
+            or self.environ.get("ProgramFiles(x86)")
+        )
+
     def folder(self, name: str) -> Optional[str]:
         """A system folder by its environment-variable name, from the best evidence there is.
 
@@ -377,7 +385,7 @@ def mpclient_candidates(environment: LoaderEnvironment) -> list[str]:
     """Where to look, in order: InstallLocation (the current platform), then ``%ProgramFiles%``.
 
     As Microsoft's own loader does [BIN]: a 64-bit process loads ``InstallLocation +
-    MpClient.dll``; a 32-bit one ``InstallLocation + X86\\MpClient.dll``, unless
+    MpClient.dll``; a 32-bit one on 64-bit Windows ``InstallLocation + X86\\MpClient.dll``, unless
     InstallLocation is ``%ProgramW6432%\\Windows Defender\\``, when it loads
     ``%ProgramFiles%\\Windows Defender\\MpClient.dll`` (its own, 32-bit, Program Files).
     The inbox folder comes last, as this package's fallback when InstallLocation's DLL is absent.
@@ -390,7 +398,7 @@ def mpclient_candidates(environment: LoaderEnvironment) -> list[str]:
     location = environment.read_registry(DEFENDER_REGISTRY_KEY, DEFENDER_REGISTRY_VALUE)
     if location:
         location = ntpath.normpath(location)
-        if environment.machine == 0x014C:
+        if environment.machine == 0x014C and environment.os_is_64_bit():
             w6432 = environment.folder("ProgramW6432")
             if w6432 and _same_folder(location, ntpath.join(w6432, "Windows Defender")):
                 if inbox:

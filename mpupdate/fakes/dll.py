@@ -218,6 +218,8 @@ class FakeUpdate:
     delivered: list[int] = field(default_factory=list)
     """The notification numbers delivered so far, in order."""
     aborted: bool = False
+    start_sent: bool = False
+    """Whether START went to the engine (as planned, or ahead of an early abort's COMPLETE)."""
     completed: bool = False
     complete_hresult: Optional[int] = None
     last_at: float = 0.0
@@ -459,7 +461,9 @@ class FakeMpClient:
 
     def hold(self, index: Optional[int]) -> None:
         """Make workers wait before delivering plan item ``index`` (0 is the synthesized START)
-        until :meth:`release_holds` or an abort of their update; None (or -1) holds nothing."""
+        until :meth:`release_holds` or an abort of their update; None (or -1) holds nothing.
+        Thread delivery only: the other modes deliver on the caller's thread, which a hold would
+        block for good, so they ignore it."""
         with self._holds:
             self._hold_index = None if index is None or index < 0 else index
             self._holds_released = False
@@ -746,7 +750,7 @@ class FakeMpClient:
         passed_hold = False
         while index < len(plan) and not update.abort_event.is_set() and not update.completed:
             end = len(plan)
-            hold = self._hold_index
+            hold = self._hold_index if self.delivery == "thread" else None
             if hold is not None and not passed_hold and hold >= index:
                 if hold == index:
                     passed_hold = True
@@ -774,7 +778,8 @@ class FakeMpClient:
         """Deliver ``items`` through the engine, keeping the update's record; returns how many.
 
         A COMPLETE goes alone, its record kept before the callback sees it: the client may ask
-        for the versions as soon as it does. The others go in runs, recorded after.
+        for the versions as soon as it does. START is recorded (once) as it is handed over, so an
+        abort from another thread cannot send it again. The others go in runs, recorded after.
         """
         done = 0
         while done < len(items):
@@ -789,6 +794,14 @@ class FakeMpClient:
             with self._lock:
                 if update.completed:
                     break
+                recorded = 0  # how many of the batch are on the record already
+                if update.prepared and batch[0] is update.prepared[0]:
+                    if update.start_sent:  # an early abort sent it already, from another thread
+                        done += 1
+                        continue
+                    update.start_sent = True  # recorded now, so it stays first on the record
+                    update.delivered.append(batch[0].notify)
+                    recorded = 1
                 if complete:
                     update.completed = True
                     update.complete_hresult = batch[0].hresult
@@ -801,9 +814,9 @@ class FakeMpClient:
                 count = self._engine.deliver(update, batch, stoppable=not complete)
             finally:
                 self._local.depth -= 1
-            if not complete and count:
+            if not complete and count > recorded:
                 with self._lock:
-                    update.delivered.extend(item.notify for item in batch[:count])
+                    update.delivered.extend(item.notify for item in batch[recorded:count])
                     update.last_at = max(update.last_at, *(item.at for item in batch[:count]))
             done += count
             if count < len(batch):
@@ -861,7 +874,8 @@ class FakeMpClient:
         return self.virtual_clock.monotonic() - update.start
 
     def _emit_abort_complete(self, update: FakeUpdate, at: float) -> None:
-        if not update.delivered:  # aborted before it began: MpClient still sends START first
-            self._deliver(update, update.prepared[:1])
+        # Aborted before it began: MpClient still sends START first (once: the worker may be
+        # handing it over right now, which _deliver settles under the lock).
+        self._deliver(update, update.prepared[:1])
         item = ScenarioNotification(at, int(Notify.SIGUPDATE_COMPLETE), E_ABORT)
         self._deliver(update, [prepare_notification(item, update.wall_filetime + _ticks(at))])

@@ -8,6 +8,7 @@ states them (BIN/DOC); the fakes' scenario-dependent values only on scripted lan
 from __future__ import annotations
 
 import itertools
+import threading
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ import mpupdate
 from mpupdate import Notify, Outcome
 from mpupdate._native import ffi
 from mpupdate.constants import (
+    E_ABORT,
     E_ACCESSDENIED,
     E_HANDLE,
     E_INVALIDARG,
@@ -28,6 +30,7 @@ from mpupdate.constants import (
 )
 from mpupdate.errors import to_signed, to_unsigned
 from mpupdate.events import read_utf16
+from mpupdate.fakes import FakeMpClient
 from mpupdate.fakes.session import RawSession
 from mpupdate.results import outcome_of
 
@@ -271,3 +274,53 @@ def test_a_failed_start_sends_no_notification(lane: Lane) -> None:
         mpupdate.update(backend=backend)
     assert caught.value.function == "MpUpdateStart"
     assert caught.value.result is not None and caught.value.result.events == ()
+
+
+def test_an_abort_from_another_thread_inside_start_s_callback_sends_start_once(
+    lane: Lane,
+) -> None:
+    # MpClient sends START ahead of an early abort's COMPLETE, but never twice: here the abort
+    # arrives (from another thread) while START's own callback is still running.
+    lane.require_scripted()
+    backend = lane.backend("updated", delivery="immediate")
+    assert isinstance(backend, FakeMpClient)  # the native fake is one too
+    session = RawSession(backend)
+    seen: list[tuple[int, int]] = []
+    answers: list[int] = []
+
+    def abort() -> None:
+        answers.append(to_unsigned(backend.MpUpdateControl(session.manager, int(Control.ABORT))))
+
+    def callback(context: int, data: Any) -> int:
+        seen.append((int(data.Notify), to_unsigned(data.hResult)))
+        if len(seen) == 1:
+            aborter = threading.Thread(target=abort)
+            aborter.start()
+            aborter.join()
+        return 0
+
+    keep = ffi.callback("MPCALLBACK_FUNCTION", callback)
+    info = ffi.new("MPCALLBACK_INFO *")
+    info.pfnCallbackFunction = keep
+    out = ffi.new("MPHANDLE *")
+    try:
+        assert to_unsigned(backend.MpUpdateStart(session.manager, ASYNC_PROGRESS, info, out)) == 0
+        assert answers == [S_OK]
+        assert seen == [(Notify.SIGUPDATE_START, S_OK), (Notify.SIGUPDATE_COMPLETE, E_ABORT)]
+        assert list(backend.updates[0].delivered) == [
+            Notify.SIGUPDATE_START,
+            Notify.SIGUPDATE_COMPLETE,
+        ]
+    finally:
+        session.close(out[0])
+
+
+@pytest.mark.parametrize("delivery", ["immediate", "timed"])
+def test_a_hold_applies_to_thread_delivery_only(lane: Lane, delivery: str) -> None:
+    # Elsewhere the caller's own thread delivers: holding it would block MpUpdateStart for good.
+    lane.require_scripted()
+    backend = lane.backend("updated", delivery=delivery)
+    assert isinstance(backend, FakeMpClient)
+    backend.hold(1)
+    result = mpupdate.update(backend=backend, check=False)
+    assert result.outcome is Outcome.UPDATED

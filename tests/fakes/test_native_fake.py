@@ -145,6 +145,42 @@ def test_the_library_loads_through_dll_backend_with_every_export() -> None:
     assert library.lib.mpfake_export_name(len(EXPORTS)) == library.ffi.NULL
 
 
+def test_deliver_refuses_items_whose_offsets_or_path_do_not_fit() -> None:
+    from mpupdate.fakes.dll import prepare_notification
+    from mpupdate.fakes.scenario import ScenarioNotification, SigUpdateData
+
+    library = native_library()
+    ffi_c = library.ffi
+    seen: list[int] = []
+
+    def callback(context: int, data: Any) -> int:
+        seen.append(int(data.Notify))
+        return 0
+
+    keep = ffi.callback("MPCALLBACK_FUNCTION", callback)
+    address = int(ffi.cast("uintptr_t", keep))
+    item = ScenarioNotification(0.0, 0x8006, 0, SigUpdateData(5, 1, 0, 2, 2, "C:\\x"))
+    good = prepare_notification(item, 0)
+    unterminated = good.data[:-2] + b"xx"
+    cases = [
+        (good.data, good.data_offset, good.path_offset, 1),
+        (unterminated, good.data_offset, good.path_offset, 0),  # the path would run off the end
+        (good.data, good.data_offset, len(good.data), 0),  # the path starts past the end
+        (good.data, 3, 0, 0),  # MPSIGUPDATE_DATA misaligned
+        (good.data[:8], 0, 0, 0),  # shorter than MPCALLBACK_DATA
+        (good.data, 0, good.path_offset, 0),  # a path without its data
+    ]
+    for data, data_offset, path_offset, delivered in cases:
+        array = ffi_c.new("mpfake_notification[1]")
+        buffer = ffi_c.from_buffer("uint8_t[]", data)
+        array[0].bytes = buffer
+        array[0].size = len(data)
+        array[0].data_offset = data_offset
+        array[0].path_offset = path_offset
+        assert library.lib.mpfake_deliver(address, 0, array, 1, ffi_c.NULL) == delivered
+    assert seen == [0x8006]
+
+
 # -- the exports, call for call against the Python fake -----------------------------------------
 
 

@@ -116,6 +116,22 @@ def test_32_bit_python_with_the_inbox_install_location_loads_its_own_program_fil
     assert locate_mpclient(environment) == (wow, ())
 
 
+def test_32_bit_python_on_32_bit_windows_loads_the_platform_folder_itself() -> None:
+    # The X86 subfolder is for a 32-bit process on 64-bit Windows; 32-bit Windows has no
+    # Program Files (x86), and its platform folder holds the x86 DLL directly.
+    updated = PLATFORM + r"\MpClient.dll"
+    environ = {"ProgramFiles": r"C:\Program Files", "ProgramData": r"C:\ProgramData"}
+    environment = windows(
+        {updated: pe(X86), INBOX: pe(X86)},
+        install_location=PLATFORM + "\\",
+        machine=X86,
+        environ=environ,
+    )
+    assert not environment.os_is_64_bit()
+    assert mpclient_candidates(environment) == [updated, INBOX]
+    assert locate_mpclient(environment) == (updated, ())
+
+
 def test_environment_names_are_case_insensitive_on_windows() -> None:
     # os.environ on Windows upper-cases its keys; dict(os.environ) must still find ProgramFiles.
     upper = {key.upper(): value for key, value in ENV.items()}

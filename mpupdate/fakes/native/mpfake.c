@@ -158,8 +158,9 @@ static int well_formed(const mpfake_notification *item)
             return 0;
         if (item->path_offset != 0 &&
             (item->path_offset < item->data_offset + sizeof(MPSIGUPDATE_DATA) ||
-             item->path_offset > item->size - sizeof(uint16_t) || item->path_offset % 2 != 0))
-            return 0;
+             item->path_offset > item->size - sizeof(uint16_t) || item->path_offset % 2 != 0 ||
+             item->bytes[item->size - 2] != 0 || item->bytes[item->size - 1] != 0))
+            return 0; /* the path must end, with its NUL, inside the item */
     } else if (item->path_offset != 0) {
         return 0;
     }

@@ -24,8 +24,9 @@ typedef int32_t (*mpfake_model_fn)(uint32_t export_index, uint64_t a0, uint64_t 
 typedef void (*mpfake_thread_fn)(uint64_t argument);
 
 /* One prepared notification: an MPCALLBACK_DATA as the DLL passes it, followed (at the offsets
- * given) by its MPSIGUPDATE_DATA and the NUL-terminated UTF-16 Path. Inside 'bytes' those two
- * pointers are NULL; the library points them into its own copy. */
+ * given) by its MPSIGUPDATE_DATA and the NUL-terminated UTF-16 Path, which ends the item. Inside
+ * 'bytes' those two pointers are NULL; the library points them into its own copy. An item whose
+ * offsets or terminator do not fit its size is not delivered. */
 typedef struct {
     const uint8_t *bytes;
     uint32_t size;
