@@ -60,7 +60,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Optional, TypeVar, Union, cast
 
 from mpupdate._native import ffi
 from mpupdate.clock import SYSTEM_CLOCK, Clock
@@ -353,6 +353,28 @@ class _Handle:
         self.update = update
 
 
+_Export = TypeVar("_Export", bound=Callable[..., Any])
+
+
+def _exported(function: _Export) -> _Export:
+    """An export of the fake: in strict mode, violations it records are raised when it returns."""
+
+    @functools.wraps(function)
+    def export(self: FakeMpClient, *args: Any) -> Any:
+        local = self._local
+        outer = getattr(local, "pending_violations", None)
+        local.pending_violations = []  # a call made from inside a callback keeps its own
+        try:
+            result = function(self, *args)
+        finally:
+            pending, local.pending_violations = local.pending_violations, outer
+        if pending and self.strict:
+            raise FakeViolation(pending[0])
+        return result
+
+    return cast(_Export, export)
+
+
 class FakeMpClient:
     """A fake MpClient.dll replaying a :class:`Scenario`. See the module docs for its behaviour.
 
@@ -498,9 +520,14 @@ class FakeMpClient:
         return to_signed(hresult or 0)
 
     def _violation(self, text: str) -> None:
+        """Record misuse; in strict mode the export raises it once it has done what the DLL
+        would have done (so both fakes, and the call log, agree on the state after it)."""
         with self._lock:
             self.violations.append(text)
-        if self.strict:
+        pending = getattr(self._local, "pending_violations", None)
+        if pending is not None:
+            pending.append(text)
+        elif self.strict:
             raise FakeViolation(text)
 
     def _in_callback(self) -> bool:
@@ -534,6 +561,7 @@ class FakeMpClient:
 
     # -- the exports ---------------------------------------------------------------------------
 
+    @_exported
     def MpManagerOpen(self, dwReserved: int, phMpHandle: Any) -> int:
         args = (dwReserved,)
         if dwReserved != 0 or phMpHandle == ffi.NULL:
@@ -544,6 +572,7 @@ class FakeMpClient:
         phMpHandle[0] = ffi.cast("MPHANDLE", value)
         return self._log("MpManagerOpen", (*args, value), S_OK)
 
+    @_exported
     def MpUpdateStart(
         self, hMpHandle: Any, dwUpdateOptions: int, pCallbackInfo: Any, phUpdateHandle: Any
     ) -> int:
@@ -602,6 +631,7 @@ class FakeMpClient:
                 self.virtual_clock.run_until(lambda: update.completed)
         return S_OK  # also when the update fails: the outcome is in COMPLETE [BIN]
 
+    @_exported
     def MpUpdateControl(self, hMpHandle: Any, control: int) -> int:
         args = (self._value(hMpHandle), int(control))
         kinds = ("manager", "update") if self.abort_handle == "either" else (self.abort_handle,)
@@ -622,6 +652,7 @@ class FakeMpClient:
             self._abort(update)
         return self._log("MpUpdateControl", args, S_OK if running else S_FALSE)
 
+    @_exported
     def MpHandleClose(self, hMpHandle: Any) -> int:
         value = self._value(hMpHandle)
         if hMpHandle == ffi.NULL:
@@ -681,6 +712,7 @@ class FakeMpClient:
             self._violation(f"MpHandleClose was given 0x{value:X}, which it never issued")
         return to_signed(E_HANDLE)
 
+    @_exported
     def MpErrorMessageFormat(self, hMpHandle: Any, hr: int, ppszText: Any) -> int:
         code = int(hr) & 0xFFFFFFFF
         args = (self._value(hMpHandle), code)
@@ -702,6 +734,7 @@ class FakeMpClient:
         ppszText[0] = buffer
         return self._log("MpErrorMessageFormat", args, S_OK)
 
+    @_exported
     def MpFreeMemory(self, pMemory: Any) -> None:
         address = int(ffi.cast("uintptr_t", pMemory))
         self._log("MpFreeMemory", (address,), None)
@@ -716,6 +749,7 @@ class FakeMpClient:
             return
         ffi.memmove(buffer, bytes([_POISON]) * ffi.sizeof(buffer), ffi.sizeof(buffer))
 
+    @_exported
     def MpManagerVersionQuery(self, hMpHandle: Any, pInfo: Any) -> int:
         args = (self._value(hMpHandle),)
         if self._find("MpManagerVersionQuery", hMpHandle, ("manager",)) is None:

@@ -30,7 +30,7 @@ from mpupdate.constants import (
 )
 from mpupdate.errors import to_signed, to_unsigned
 from mpupdate.events import read_utf16
-from mpupdate.fakes import FakeMpClient
+from mpupdate.fakes import FakeMpClient, FakeViolation
 from mpupdate.fakes.session import RawSession
 from mpupdate.results import outcome_of
 
@@ -324,3 +324,22 @@ def test_a_hold_applies_to_thread_delivery_only(lane: Lane, delivery: str) -> No
     backend.hold(1)
     result = mpupdate.update(backend=backend, check=False)
     assert result.outcome is Outcome.UPDATED
+
+
+def test_a_strict_violation_is_raised_after_the_call_did_what_the_dll_does(lane: Lane) -> None:
+    # The DLL frees a manager handle even while its update is open: both fakes close it, log the
+    # call, and only then raise, so their states after a violation agree.
+    lane.require_scripted()
+    backend = lane.backend("hung", delivery="immediate")
+    assert isinstance(backend, FakeMpClient)
+    session = RawSession(backend)
+    result, update = session.start()
+    assert result == S_OK
+    with pytest.raises(FakeViolation, match="was closed while its update handle"):
+        backend.MpHandleClose(session.manager)
+    update_value = int(ffi.cast("uintptr_t", update))
+    assert backend.open_handles == {update_value: "update"}
+    assert backend.calls_to("MpHandleClose")[-1].hresult == S_OK
+    backend.clear_violations()
+    session.manager = ffi.NULL  # closed above
+    session.close(update)
