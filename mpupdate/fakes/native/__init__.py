@@ -19,9 +19,9 @@ NativeFakeMpClient answers its exports at a time: making a new one takes over, a
 while the previous one still has open handles. A replaced instance keeps its records and refuses
 further calls.
 
-Strictness: a violation is recorded while the exported call runs (an exception cannot cross the
-C boundary) and, with ``strict=True``, raised as :class:`~mpupdate.fakes.FakeViolation` when the
-call returns; likewise :class:`~mpupdate.fakes.FakeHang`.
+Strictness: as in FakeMpClient, a violation is raised (with ``strict=True``) when the offending
+export has done its work; here it is carried across the C boundary and raised when the library's
+export returns, like :class:`~mpupdate.fakes.FakeHang`.
 
 Needs a C compiler (or a prebuilt library, see :mod:`mpupdate.fakes.native.build`); not part of
 the installed package's run time.
@@ -50,7 +50,6 @@ from ..dll import (
     FakeHang,
     FakeMpClient,
     FakeUpdate,
-    FakeViolation,
     PreparedNotification,
 )
 from ..scenario import Scenario
@@ -417,7 +416,7 @@ class NativeFakeMpClient(FakeMpClient):
 
     def answer(self, export: str, a0: int, a1: int, a2: int, a3: int) -> int:
         """Answer one call of the library's export ``export`` (on the calling thread)."""
-        local = self._local
+        local = self._local  # what cannot cross C is raised by _call when the export returns
         try:
             arguments = _ARGUMENTS[export](a0, a1, a2, a3)
             result = getattr(FakeMpClient, export)(self, *arguments)
@@ -428,11 +427,6 @@ class NativeFakeMpClient(FakeMpClient):
             local.pending = exc
             return to_signed(_E_UNEXPECTED)
         return 0 if result is None else int(result)
-
-    def _violation(self, text: str) -> None:
-        with self._lock:
-            self.violations.append(text)
-        self._local.violation = text  # raised when the exported call returns, if strict
 
     # -- the binding's side: the exports, through the library -----------------------------------
 
@@ -447,14 +441,10 @@ class NativeFakeMpClient(FakeMpClient):
         self._check_active()
         local = self._local
         local.pending = None
-        local.violation = None
         result = function(*args)
         pending, local.pending = local.pending, None
-        if pending is not None:
+        if pending is not None:  # a FakeViolation (strict), FakeHang, or a bug in the model
             raise pending
-        violation, local.violation = local.violation, None
-        if self.strict and violation is not None:
-            raise FakeViolation(violation)
         return result
 
     def MpManagerOpen(self, dwReserved: int, phMpHandle: Any) -> int:
