@@ -7,14 +7,13 @@ fake of the DLL (:mod:`mpupdate.fakes`) so update automation can be tested on an
     result = mpupdate.update(backend="fake:updated", progress=lambda p: print(p.percent))
     print(result.outcome, result.versions_after.av_signature)
 
-Importing this package loads no DLL.
+Importing this package loads no DLL, and imports neither logging nor asyncio: each is imported
+when first needed (the "mpupdate" logger gets its NullHandler then, from :mod:`mpupdate._log`).
 """
 
 from __future__ import annotations
 
-import logging
 import os
-from typing import TYPE_CHECKING, Any
 
 try:
     from . import _mpclient  # noqa: F401  (the compiled module; a clear error if it is missing)
@@ -59,12 +58,13 @@ from .machine import Phase, Progress, UpdateMachine
 from .results import Anomaly, Outcome, UpdateResult
 from .versions import ComponentVersion, VersionInfo
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from .aio import update_async
 
 __version__ = "0.1.0"
-
-logging.getLogger("mpupdate").addHandler(logging.NullHandler())
 
 __all__ = [
     "AccessDeniedError",

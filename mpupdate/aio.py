@@ -12,21 +12,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import threading
-from typing import Optional, Union
 
+from . import _log
 from .api import run_update
-from .backends import Backend
-from .client import ProgressFunction, UpdateOperation
-from .constants import Source, UpdateOption
+from .constants import Source
 from .errors import MpError
-from .machine import Progress
-from .results import UpdateResult
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional, Union
+
+    from .backends import Backend
+    from .client import ProgressFunction, UpdateOperation
+    from .constants import UpdateOption
+    from .machine import Progress
+    from .results import UpdateResult
 
 __all__ = ["update_async"]
-
-log = logging.getLogger("mpupdate")
 
 
 class _Bridge:
@@ -78,7 +81,7 @@ class _Bridge:
         try:
             operation.cancel()
         except MpError as exc:  # closing the handle still stops it
-            log.warning(
+            _log.warning(
                 "mpupdate: abort refused (%s); the update stops when its handle closes", exc
             )
 

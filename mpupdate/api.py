@@ -8,14 +8,21 @@ façade (:mod:`mpupdate.aio`) runs :func:`run_update` on a worker thread.
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Union
-
-from .backends import Backend
-from .client import Client, ProgressFunction, UpdateOperation, update_flags
-from .clock import SYSTEM_CLOCK, Clock
-from .constants import Source, UpdateOption
+from .client import Client, update_flags
+from .clock import SYSTEM_CLOCK
+from .constants import Source
 from .errors import BackendUnavailableError, MpError, Step, update_error_for
 from .results import Outcome, UpdateResult
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Optional, Union
+
+    from .backends import Backend
+    from .client import ProgressFunction, UpdateOperation
+    from .clock import Clock
+    from .constants import UpdateOption
 
 __all__ = ["run_update", "update"]
 

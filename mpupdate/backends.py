@@ -15,22 +15,28 @@ unusual installs and is announced with a warning every time it is used.
 
 from __future__ import annotations
 
-import importlib
-import logging
-import ntpath
 import os
-import posixpath
-import struct
 import sys
 import threading
-import warnings
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Protocol, Union, runtime_checkable
+from collections.abc import Mapping
 
-from .clock import SYSTEM_CLOCK, Clock
+from . import _log
+from ._classes import Frozen
+from .clock import SYSTEM_CLOCK
 from .constants import DEFENDER_REGISTRY_KEY, DEFENDER_REGISTRY_VALUE, E_NOT_LOADED
 from .errors import BackendUnavailableError, format_hresult, to_unsigned
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from typing import Any, Optional, Protocol, Union, runtime_checkable
+
+    from .clock import Clock
+else:  # typing's would import re (and typing); these answer isinstance() the same way
+    from ._classes import Protocol, runtime_checkable
+
+# Path handling imports ntpath, posixpath, struct, warnings and importlib where it needs them:
+# importing the package must not pay for what only loading the real DLL uses.
 
 __all__ = [
     "EXPORTS",
@@ -46,8 +52,6 @@ __all__ = [
     "pe_machine",
     "resolve_backend",
 ]
-
-log = logging.getLogger("mpupdate")
 
 #: The exports a backend provides, in the order the loader reports missing ones.
 EXPORTS = (
@@ -127,6 +131,8 @@ def pe_machine(header: bytes) -> Optional[int]:
     """The machine type of a PE image from its first bytes (at least 1 KiB), or None if not PE."""
     if len(header) < 0x40 or header[:2] != b"MZ":
         return None
+    import struct
+
     (offset,) = struct.unpack_from("<I", header, 0x3C)
     if offset + 6 > len(header) or header[offset : offset + 4] != b"PE\0\0":
         return None
@@ -223,6 +229,8 @@ def process_machine(platform: Optional[str] = None) -> int:
     machine = PLATFORM_MACHINES.get(platform)
     if machine is not None:
         return machine
+    import struct
+
     return 0x014C if struct.calcsize("P") == 4 else 0x8664  # only consulted on Windows
 
 
@@ -253,26 +261,60 @@ class _CaseInsensitiveEnviron(Mapping[str, str]):
         return f"_CaseInsensitiveEnviron({self._items!r})"
 
 
-@dataclass(frozen=True)
-class LoaderEnvironment:
+class LoaderEnvironment(Frozen):
     """Everything :func:`locate_mpclient` looks at, injectable so the logic is tested anywhere.
+
+    Each field left out (or None) is this process's: ``environ`` a copy of ``os.environ``,
+    ``cwd`` the current directory, ``machine`` :func:`process_machine`'s; the registry, file and
+    known-folder readers are the real ones (answering None off Windows).
 
     ``environ`` is looked up case-insensitively when ``windows`` is true, as Windows does.
     ``read_registry(key, value)`` answers HKLM's 64-bit view, REG_SZ values only;
     ``known_folder(name)`` the known-folder API for the names in :data:`KNOWN_FOLDERS`.
+    Immutable; equal when the fields are.
     """
 
-    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
-    read_registry: Callable[[str, str], Optional[str]] = _read_registry
-    read_header: Callable[[str], Optional[bytes]] = _read_header
-    cwd: str = field(default_factory=os.getcwd)
-    machine: int = field(default_factory=_process_machine)
-    windows: bool = sys.platform == "win32"
-    known_folder: Callable[[str], Optional[str]] = _known_folder
+    __match_args__ = (
+        "environ",
+        "read_registry",
+        "read_header",
+        "cwd",
+        "machine",
+        "windows",
+        "known_folder",
+    )
+    __slots__ = __match_args__
 
-    def __post_init__(self) -> None:
-        if self.windows and not isinstance(self.environ, _CaseInsensitiveEnviron):
-            object.__setattr__(self, "environ", _CaseInsensitiveEnviron(self.environ))
+    environ: Mapping[str, str]
+    read_registry: Callable[[str, str], Optional[str]]
+    read_header: Callable[[str], Optional[bytes]]
+    cwd: str
+    machine: int
+    windows: bool
+    known_folder: Callable[[str], Optional[str]]
+
+    def __init__(
+        self,
+        environ: Optional[Mapping[str, str]] = None,
+        read_registry: Callable[[str, str], Optional[str]] = _read_registry,
+        read_header: Callable[[str], Optional[bytes]] = _read_header,
+        cwd: Optional[str] = None,
+        machine: Optional[int] = None,
+        windows: bool = sys.platform == "win32",
+        known_folder: Callable[[str], Optional[str]] = _known_folder,
+    ) -> None:
+        if environ is None:
+            environ = dict(os.environ)
+        if windows and not isinstance(environ, _CaseInsensitiveEnviron):
+            environ = _CaseInsensitiveEnviron(environ)
+        field = object.__setattr__
+        field(self, "environ", environ)
+        field(self, "read_registry", read_registry)
+        field(self, "read_header", read_header)
+        field(self, "cwd", os.getcwd() if cwd is None else cwd)
+        field(self, "machine", _process_machine() if machine is None else machine)
+        field(self, "windows", windows)
+        field(self, "known_folder", known_folder)
 
     def os_is_64_bit(self) -> bool:
         """Whether Windows itself is 64-bit: it has a ``Program Files (x86)`` (in the registry's
@@ -292,6 +334,8 @@ class LoaderEnvironment:
         say nothing. ``ProgramFiles`` is this process's view: ``Program Files (x86)`` for a
         32-bit Python on 64-bit Windows, as ``%ProgramFiles%`` is there.
         """
+        import ntpath
+
         found: Optional[str] = None
         if name == "ProgramFiles":
             if self.machine == 0x014C:
@@ -319,6 +363,8 @@ class LoaderEnvironment:
 
 def _trusted_roots(environment: LoaderEnvironment) -> list[str]:
     """The folders MpClient.dll may legitimately live in (MPCLIENT.md section 5)."""
+    import ntpath
+
     roots = []
     for variable, tail in (
         ("ProgramFiles", r"Windows Defender"),
@@ -337,12 +383,17 @@ def _trusted_roots(environment: LoaderEnvironment) -> list[str]:
 
 
 def _inside(path: str, root: str) -> bool:
+    import ntpath
+
     path, root = ntpath.normcase(path), ntpath.normcase(root)
     return path.startswith(root.rstrip("\\") + "\\")
 
 
 def _rejection(path: str, environment: LoaderEnvironment, trusted: bool) -> Optional[str]:
     """Why ``path`` must not be loaded, or None if it may; ``trusted``: in a Defender folder."""
+    import ntpath
+    import posixpath
+
     if not path:
         return "empty path"
     if environment.windows and not (ntpath.isabs(path) and ntpath.splitdrive(path)[0]):
@@ -378,6 +429,8 @@ def _rejection(path: str, environment: LoaderEnvironment, trusted: bool) -> Opti
 
 
 def _same_folder(a: str, b: str) -> bool:
+    import ntpath
+
     return ntpath.normcase(ntpath.normpath(a)) == ntpath.normcase(ntpath.normpath(b))
 
 
@@ -390,6 +443,8 @@ def mpclient_candidates(environment: LoaderEnvironment) -> list[str]:
     ``%ProgramFiles%\\Windows Defender\\MpClient.dll`` (its own, 32-bit, Program Files).
     The inbox folder comes last, as this package's fallback when InstallLocation's DLL is absent.
     """
+    import ntpath
+
     candidates = []
     program_files = environment.folder("ProgramFiles")
     inbox = (
@@ -422,6 +477,8 @@ def locate_mpclient(
     Defender folders: neither the current directory nor PATH is ever searched. The override
     variable is not consulted here (see :func:`check_override`).
     """
+    import ntpath
+
     environment = environment or LoaderEnvironment()
     tried: list[tuple[str, str]] = []
     if not environment.windows:
@@ -441,6 +498,9 @@ def check_override(
     path: str, environment: Optional[LoaderEnvironment] = None
 ) -> tuple[Optional[str], list[str]]:
     """Vet an explicit path: ``(reason it is refused or None, warnings to announce)``."""
+    import ntpath
+    import posixpath
+
     environment = environment or LoaderEnvironment()
     reason = _rejection(path, environment, trusted=False)
     if reason is not None:
@@ -499,9 +559,11 @@ class DllBackend:
                     "it rather than a copy",
                     tried=((path, reason),),
                 )
+            import warnings
+
             for note in notes:
                 warnings.warn(note, MpClientOverrideWarning, stacklevel=3)
-                log.warning("mpupdate: %s", note)
+                _log.warning("mpupdate: %s", note)
         _load(lib, path)
         self.path = path
         self._lib = lib
@@ -618,6 +680,8 @@ def resolve_backend(spec: Union[Backend, str, None] = None) -> Backend:
         kind, _, argument = spec.partition(":")
         if kind == "fake":
             # Imported on use only: the fakes are test tooling, never loaded by the real path.
+            import importlib
+
             fakes = importlib.import_module("mpupdate.fakes")
             backend: Backend = fakes.FakeMpClient(argument or "updated", delivery="thread")
             return backend

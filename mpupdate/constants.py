@@ -14,8 +14,12 @@ Raw integers round-trip: ``Notify.coerce(0x9001)`` is ``0x9001``, not an excepti
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional, TypeVar, Union, cast
+
+from ._classes import Frozen
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Optional, TypeVar, Union
 
 
 class Evidence(enum.Enum):
@@ -33,8 +37,9 @@ class Evidence(enum.Enum):
     """An inference. Never present as certain."""
 
 
-_E = TypeVar("_E", bound="_MarkedIntEnum")
-_M = TypeVar("_M", "_MarkedIntEnum", "_MarkedIntFlag")
+if TYPE_CHECKING:
+    _E = TypeVar("_E", bound="_MarkedIntEnum")
+    _M = TypeVar("_M", "_MarkedIntEnum", "_MarkedIntFlag")
 
 
 def _new_marked(cls: type[_M], value: int, evidence: Evidence, note: str = "") -> _M:
@@ -73,8 +78,9 @@ class _MarkedIntEnum(enum.IntEnum):
                 ) from None
         if isinstance(value, bool) or not isinstance(value, int):
             raise TypeError(f"{cls.__name__} must be a name or an int, not {type(value).__name__}")
-        member = cls._value2member_map_.get(int(value))
-        return int(value) if member is None else cast(_E, member)
+        members: dict[int, Any] = cls._value2member_map_  # typeshed: dict[Any, Enum]
+        member: Optional[_E] = members.get(int(value))
+        return int(value) if member is None else member
 
 
 class _MarkedIntFlag(enum.IntFlag):
@@ -273,14 +279,17 @@ class HResultCategory(enum.Enum):
     OTHER = "other"
 
 
-@dataclass(frozen=True)
-class HResultInfo:
+class HResultInfo(Frozen):
     """One known HRESULT: its symbolic name, what it means, the usual fix and its category.
 
     ``evidence`` is GUESS where the symbolic name is ours (antimalware-facility codes, which no
     public header names); the code and its meaning come from MPCLIENT.md sections 5 and 6, and
     Windows' own wording (as FormatMessageW gives it in English) where Windows has one.
+    Immutable; equal when the fields are.
     """
+
+    __match_args__ = ("code", "name", "message", "hint", "category", "evidence")
+    __slots__ = __match_args__
 
     code: int
     name: str
@@ -288,6 +297,23 @@ class HResultInfo:
     hint: Optional[str]
     category: HResultCategory
     evidence: Evidence
+
+    def __init__(
+        self,
+        code: int,
+        name: str,
+        message: str,
+        hint: Optional[str],
+        category: HResultCategory,
+        evidence: Evidence,
+    ) -> None:
+        field = object.__setattr__
+        field(self, "code", code)
+        field(self, "name", name)
+        field(self, "message", message)
+        field(self, "hint", hint)
+        field(self, "category", category)
+        field(self, "evidence", evidence)
 
 
 def _hr(

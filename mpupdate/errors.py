@@ -18,7 +18,6 @@ subclass that is also the cause's class, and carries the full :class:`~mpupdate.
 from __future__ import annotations
 
 import enum
-from typing import Any, Optional, Union
 
 from .constants import HResultCategory
 from .hresults import (
@@ -34,6 +33,10 @@ from .hresults import (
     to_unsigned,
 )
 from .results import UpdateResult
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Optional, Union
 
 __all__ = [
     "AccessDeniedError",

@@ -15,11 +15,14 @@ every name here.
 
 from __future__ import annotations
 
-import functools
 import sys
-from typing import Any, Callable, Optional
+from collections.abc import Callable
 
 from .constants import HRESULTS, Evidence, HResultCategory, HResultInfo
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Optional
 
 __all__ = [
     "SystemFormatter",
@@ -86,7 +89,8 @@ def describe(hresult: int) -> HResultInfo:
     return HResultInfo(code, hresult_name(code), message, None, category, Evidence.GUESS)
 
 
-SystemFormatter = Callable[[int], Optional[str]]
+# (Optional quoted: typing is imported only by type checkers, for which the alias is the same.)
+SystemFormatter = Callable[[int], "Optional[str]"]
 """Gives the operating system's text for an unsigned HRESULT, or None when it has none."""
 
 _CUSTOMER_BIT = 0x20000000
@@ -112,6 +116,7 @@ _FORMAT_MESSAGE_IGNORE_INSERTS = 0x00000200
 _FORMAT_MESSAGE_FROM_SYSTEM = 0x00001000
 
 if sys.platform == "win32":
+    import functools
 
     @functools.lru_cache(maxsize=1)
     def _format_message_w() -> Any:

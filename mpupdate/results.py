@@ -8,14 +8,16 @@ the result). Below all three, so each imports it and it imports none of them.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Optional
 
+from ._classes import Frozen
 from .constants import E_ABORT, S_FALSE, Source
 from .hresults import failed, format_hresult
 
-if TYPE_CHECKING:  # annotations only; neither module imports this one
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only (neither events nor versions imports this module)
+    from datetime import datetime, timedelta
+    from typing import Optional
+
     from .events import Event
     from .versions import VersionInfo
 
@@ -37,22 +39,50 @@ class Outcome(enum.Enum):
     """The timeout expired first; the update was aborted."""
 
 
-@dataclass(frozen=True)
-class Anomaly:
-    """Something the update did that the grammar does not expect (kept, never swallowed)."""
+class Anomaly(Frozen):
+    """Something the update did that the grammar does not expect (kept, never swallowed).
+
+    Immutable; equal when the fields are.
+    """
+
+    __match_args__ = ("position", "message")
+    __slots__ = __match_args__
 
     position: Optional[int]
     """Index of the event in the update's event list; None when not tied to one event."""
     message: str
+
+    def __init__(self, position: Optional[int], message: str) -> None:
+        object.__setattr__(self, "position", position)
+        object.__setattr__(self, "message", message)
 
     def __str__(self) -> str:
         where = "" if self.position is None else f"event {self.position}: "
         return where + self.message
 
 
-@dataclass(frozen=True)
-class UpdateResult:
-    """How an update ended, with everything that was seen on the way."""
+class UpdateResult(Frozen):
+    """How an update ended, with everything that was seen on the way.
+
+    Immutable; equal when the fields are. :meth:`replace` makes a changed copy.
+    """
+
+    __match_args__ = (
+        "outcome",
+        "hresult",
+        "message",
+        "reboot_required",
+        "events",
+        "anomalies",
+        "source",
+        "options",
+        "started_at",
+        "finished_at",
+        "versions_before",
+        "versions_after",
+        "hint",
+    )
+    __slots__ = __match_args__
 
     outcome: Outcome
     hresult: int
@@ -66,9 +96,40 @@ class UpdateResult:
     """The ``dwUpdateOptions`` actually passed to ``MpUpdateStart``."""
     started_at: datetime
     finished_at: datetime
-    versions_before: Optional[VersionInfo] = None
-    versions_after: Optional[VersionInfo] = None
-    hint: Optional[str] = None
+    versions_before: Optional[VersionInfo]
+    versions_after: Optional[VersionInfo]
+    hint: Optional[str]
+
+    def __init__(
+        self,
+        outcome: Outcome,
+        hresult: int,
+        message: str,
+        reboot_required: bool,
+        events: tuple[Event, ...],
+        anomalies: tuple[Anomaly, ...],
+        source: Source,
+        options: int,
+        started_at: datetime,
+        finished_at: datetime,
+        versions_before: Optional[VersionInfo] = None,
+        versions_after: Optional[VersionInfo] = None,
+        hint: Optional[str] = None,
+    ) -> None:
+        field = object.__setattr__
+        field(self, "outcome", outcome)
+        field(self, "hresult", hresult)
+        field(self, "message", message)
+        field(self, "reboot_required", reboot_required)
+        field(self, "events", events)
+        field(self, "anomalies", anomalies)
+        field(self, "source", source)
+        field(self, "options", options)
+        field(self, "started_at", started_at)
+        field(self, "finished_at", finished_at)
+        field(self, "versions_before", versions_before)
+        field(self, "versions_after", versions_after)
+        field(self, "hint", hint)
 
     @property
     def ok(self) -> bool:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, fields
-from datetime import datetime
-from typing import Any, Optional
+from ._classes import Frozen
 
-from .filetime import datetime_to_filetime, filetime_to_datetime
+# The FILETIME conversions (mpupdate.filetime, which imports datetime) are imported when a
+# struct is first copied: importing the package needs neither.
 
-_DIGITS = re.compile(r"[0-9]+")
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from datetime import datetime
+    from typing import Any, Optional
 
 #: MPVERSION_INFO's fields in declaration order, with our attribute names.
 COMPONENTS: tuple[tuple[str, str], ...] = (
@@ -33,7 +34,7 @@ def version_to_string(raw: int) -> str:
 def version_from_string(text: str) -> int:
     """``"1.403.100.0"`` -> the packed 64-bit value. Raises ValueError naming the problem."""
     parts = text.strip().split(".")
-    if len(parts) != 4 or not all(_DIGITS.fullmatch(p) for p in parts):
+    if len(parts) != 4 or not all(p.isascii() and p.isdigit() for p in parts):  # [0-9]+
         raise ValueError(f"version {text!r} must be four dot-separated numbers, like 1.403.100.0")
     numbers = [int(p) for p in parts]
     if any(n > 0xFFFF for n in numbers):
@@ -41,12 +42,21 @@ def version_from_string(text: str) -> int:
     return (numbers[0] << 48) | (numbers[1] << 32) | (numbers[2] << 16) | numbers[3]
 
 
-@dataclass(frozen=True)
-class ComponentVersion:
-    """One component's version and when it was last updated (None when the DLL reports 0)."""
+class ComponentVersion(Frozen):
+    """One component's version and when it was last updated (None when the DLL reports 0).
+
+    Immutable; equal when the fields are.
+    """
+
+    __match_args__ = ("raw", "updated_at")
+    __slots__ = __match_args__
 
     raw: int
-    updated_at: Optional[datetime] = None
+    updated_at: Optional[datetime]
+
+    def __init__(self, raw: int, updated_at: Optional[datetime] = None) -> None:
+        object.__setattr__(self, "raw", raw)
+        object.__setattr__(self, "updated_at", updated_at)
 
     @property
     def version(self) -> str:
@@ -57,9 +67,23 @@ class ComponentVersion:
         return self.version
 
 
-@dataclass(frozen=True)
-class VersionInfo:
-    """The versions ``MpManagerVersionQuery`` reports, one :class:`ComponentVersion` each."""
+class VersionInfo(Frozen):
+    """The versions ``MpManagerVersionQuery`` reports, one :class:`ComponentVersion` each.
+
+    Immutable; equal when the fields are. The fields are :data:`COMPONENTS`' attributes, in order.
+    """
+
+    __match_args__ = (
+        "product",
+        "service",
+        "file_system_filter",
+        "engine",
+        "as_signature",
+        "av_signature",
+        "nis_engine",
+        "nis_signature",
+    )
+    __slots__ = __match_args__
 
     product: ComponentVersion
     service: ComponentVersion
@@ -70,9 +94,32 @@ class VersionInfo:
     nis_engine: ComponentVersion
     nis_signature: ComponentVersion
 
+    def __init__(
+        self,
+        product: ComponentVersion,
+        service: ComponentVersion,
+        file_system_filter: ComponentVersion,
+        engine: ComponentVersion,
+        as_signature: ComponentVersion,
+        av_signature: ComponentVersion,
+        nis_engine: ComponentVersion,
+        nis_signature: ComponentVersion,
+    ) -> None:
+        field = object.__setattr__
+        field(self, "product", product)
+        field(self, "service", service)
+        field(self, "file_system_filter", file_system_filter)
+        field(self, "engine", engine)
+        field(self, "as_signature", as_signature)
+        field(self, "av_signature", av_signature)
+        field(self, "nis_engine", nis_engine)
+        field(self, "nis_signature", nis_signature)
+
     @classmethod
     def from_struct(cls, info: Any) -> VersionInfo:
         """Copy an ``MPVERSION_INFO`` (cffi cdata) into a VersionInfo."""
+        from .filetime import filetime_to_datetime
+
         values = {}
         for attr, field in COMPONENTS:
             component = getattr(info, field)
@@ -84,6 +131,8 @@ class VersionInfo:
 
     def to_struct(self, info: Any) -> None:
         """Fill an ``MPVERSION_INFO`` (cffi cdata); the reserved part is zeroed."""
+        from .filetime import datetime_to_filetime
+
         for attr, field in COMPONENTS:
             component: ComponentVersion = getattr(self, attr)
             target = getattr(info, field)
@@ -97,4 +146,4 @@ class VersionInfo:
 
     def as_dict(self) -> dict[str, str]:
         """``{"engine": "1.1.24090.11", ...}``"""
-        return {f.name: getattr(self, f.name).version for f in fields(self)}
+        return {attr: getattr(self, attr).version for attr, _ in COMPONENTS}

@@ -29,7 +29,9 @@ STUB = PACKAGE / "_mpclient.pyi"
 #: A new module gets a line here (the test says so); that is where its place in the house is
 #: decided. ``mpupdate._mpclient`` is the compiled module (its stub is ``_mpclient.pyi``).
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("_mpclient", "constants", "filetime", "clock"),  # no imports of ours
+    # no imports of ours: the compiled module; stand-ins for dataclasses and typing; the logger
+    ("_mpclient", "_classes", "_log"),
+    ("constants", "filetime", "clock"),  # the numbers, with their evidence; time
     ("hresults", "versions", "events"),  # HRESULT helpers; values copied out of C structures
     ("results",),  # how an update ended: Outcome, Anomaly, UpdateResult
     ("errors",),  # the exception hierarchy and Step
@@ -194,7 +196,8 @@ def test_every_import_goes_down_the_layers() -> None:
 
 
 def test_the_machine_is_pure() -> None:
-    # No I/O, no threads, no clock, no C: at run time the machine reaches only these.
+    # No I/O, no threads, no clock, no C: at run time the machine reaches only these, and
+    # _log, through which it logs its anomalies (logging is imported on the first one).
     reached: set[str] = set()
     todo = ["machine"]
     while todo:
@@ -203,7 +206,7 @@ def test_the_machine_is_pure() -> None:
             if edge.where != "TYPE_CHECKING" and edge.imported not in reached:
                 reached.add(edge.imported)
                 todo.append(edge.imported)
-    assert reached == {"constants", "errors", "hresults", "results"}
+    assert reached - {"_log"} == {"_classes", "constants", "errors", "hresults", "results"}
 
 
 def test_the_errors_do_not_import_the_machine_or_the_client() -> None:
@@ -280,13 +283,70 @@ def _modules_after(code: str) -> set[str]:
     return set(done.stdout.split())
 
 
+#: Core modules imported on first use, not by ``import mpupdate``: the asyncio façade, and the
+#: FILETIME conversions (datetime), which timestamps and version queries import.
+ON_FIRST_USE = ("aio", "filetime")
+
+
 def test_import_mpupdate_stays_light() -> None:
     loaded = _modules_after("import mpupdate")
     assert sorted(loaded & set(NOT_AT_IMPORT)) == []
     ours = {m for m in loaded if m.startswith("mpupdate.")} - {"mpupdate._mpclient.lib"}
-    assert ours == {f"mpupdate.{m}" for m in core_modules() if m not in ("__init__", "aio")} | {
-        "mpupdate._mpclient"
-    }
+    at_import = [m for m in core_modules() if m != "__init__" and m not in ON_FIRST_USE]
+    assert ours == {f"mpupdate.{m}" for m in at_import} | {"mpupdate._mpclient"}
+
+
+#: What ``import mpupdate`` must not import, exactly: each is imported where it is first needed, if
+#: ever. logging by mpupdate._log at the first record, asyncio by mpupdate.aio; dataclasses (and
+#: the inspect it brings) and typing (and the re it brings) by no core module at run time,
+#: mpupdate._classes standing in for them; pathlib and urllib by none at all; hypothesis and rich
+#: are the test and CLI tooling's.
+NEVER_AT_IMPORT = (
+    "asyncio",
+    "dataclasses",
+    "hypothesis",
+    "inspect",
+    "logging",
+    "pathlib",
+    "re",
+    "rich",
+    "typing",
+    "urllib",
+)
+
+
+def _modules_without_site(code: str) -> set[str]:
+    """The modules loaded after running ``code`` in a fresh interpreter started without site, as
+    an installed wheel is imported (site's finder for an editable install imports pathlib and
+    re itself), the package under test first on the path."""
+    path = [str(PACKAGE.parent), *sys.path]
+    head = f"import sys\nsys.path[:] = {path!r}\n"
+    done = subprocess.run(
+        [sys.executable, "-S", "-c", f"{head}{code}\nprint('\\n'.join(sorted(sys.modules)))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return set(done.stdout.split())
+
+
+def test_import_mpupdate_imports_none_of_the_heavy_modules() -> None:
+    loaded = _modules_without_site("import mpupdate")
+    assert "mpupdate.client" in loaded  # the whole package was imported
+    assert sorted(loaded & set(NEVER_AT_IMPORT)) == []
+
+
+def test_logging_is_imported_with_the_first_record() -> None:
+    code = (
+        "import mpupdate\n"
+        "assert 'logging' not in sys.modules\n"
+        "from mpupdate import _log\n"
+        "_log.warning('first')\n"
+        "import logging\n"
+        "[handler] = logging.getLogger('mpupdate').handlers\n"
+        "assert type(handler) is logging.NullHandler\n"
+    )
+    assert "logging" in _modules_without_site(code)
 
 
 def test_update_async_brings_asyncio_only_when_asked_for() -> None:
@@ -361,11 +421,9 @@ def test_the_stub_declares_every_function_of_lib_as_its_c_declaration_says() -> 
     members = _members(_stub_class("_Lib"))
     assert sorted(members) == sorted(dir(lib))
     for name, node in members.items():
-        if isinstance(node, ast.AnnAssign):  # an extern "Python" callback: a function pointer
-            pointer = _stub_class(ast.unparse(node.annotation))
-            call = _members(pointer)["__call__"]
-            assert isinstance(call, ast.FunctionDef)
-            assert _signature(call) == _c_signature(getattr(lib, name)), name
+        if isinstance(node, ast.AnnAssign):  # a #define'd integer constant
+            assert ast.unparse(node.annotation) == "int", name
+            assert isinstance(getattr(lib, name), int), name
         else:
             assert isinstance(node, ast.FunctionDef)
             assert _signature(node) == _c_signature(getattr(lib, name)), name

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ntpath
+import os
 import struct
 import sys
+from pathlib import Path
 from typing import Optional
 
 import pytest
@@ -204,6 +206,37 @@ def test_the_process_machine_is_the_interpreters_not_the_oss(
     assert process_machine() == machine
     assert process_machine(platform) == machine
     assert LoaderEnvironment(environ={}).machine == machine
+
+
+def test_a_loader_environment_left_out_is_this_process_s(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("MPUPDATE_TEST_VARIABLE", "set")
+    monkeypatch.chdir(tmp_path)
+    environment = LoaderEnvironment()
+    assert environment.environ.get("MPUPDATE_TEST_VARIABLE") == "set"
+    assert environment.cwd == os.getcwd()
+    assert environment.machine == process_machine()
+    assert environment.windows == (sys.platform == "win32")
+    assert environment.read_header(str(tmp_path / "absent.dll")) is None
+    (tmp_path / "some.dll").write_bytes(pe(X64))
+    assert environment.read_header(str(tmp_path / "some.dll")) == pe(X64)
+    # a copy: later changes of the process's environment do not leak into it
+    monkeypatch.setenv("MPUPDATE_TEST_VARIABLE", "changed")
+    assert environment.environ.get("MPUPDATE_TEST_VARIABLE") == "set"
+
+
+def test_a_loader_environment_is_an_immutable_value() -> None:
+    environment = windows({INBOX: pe(X64)})
+    with pytest.raises(AttributeError, match="cannot assign to field 'cwd'"):
+        environment.cwd = "C:\\"
+    assert environment.replace(cwd="C:\\").cwd == "C:\\"
+    assert environment.replace(cwd="C:\\").environ == environment.environ
+    same = LoaderEnvironment(*(getattr(environment, name) for name in environment.__match_args__))
+    assert same == environment
+    assert repr(environment).startswith("LoaderEnvironment(environ=_CaseInsensitiveEnviron({")
+    with pytest.raises(TypeError, match="unhashable"):  # its environ is a mapping, as before
+        hash(environment)
 
 
 def test_missing_defender_names_every_path_tried() -> None:

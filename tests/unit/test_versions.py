@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
+import pickle
 from datetime import datetime, timezone
 
 import pytest
@@ -49,7 +49,11 @@ def test_version_from_string_strips_whitespace_and_leading_zeros() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["1.2.3", "1.2.3.4.5", "", "1..3.4", "1.2.3.x", "1.2.3.-4", "1.2.3.+4", "1. 2.3.4", "v1.2.3.4"],
+    [
+        *("1.2.3", "1.2.3.4.5", "", "1..3.4", "1.2.3.x", "1.2.3.-4", "1.2.3.+4", "1. 2.3.4"),
+        *("v1.2.3.4", "1.2\n.3.4", "1.2.3.4_0"),
+        *("1.2.3.\u0663", "1.2.3.\uff14"),  # digits, but not ASCII ones
+    ],
 )
 def test_version_from_string_rejects_malformed_text(text: str) -> None:
     with pytest.raises(ValueError) as info:
@@ -99,7 +103,9 @@ def test_components_are_mpversion_info_fields_in_declaration_order() -> None:
         ("nis_engine", "NISEngine"),
         ("nis_signature", "NISSignature"),
     )
-    assert [f.name for f in dataclasses.fields(VersionInfo)] == [a for a, _ in COMPONENTS]
+    # VersionInfo's fields, in order: its __init__'s (__match_args__) and declared attributes
+    assert VersionInfo.__match_args__ == tuple(a for a, _ in COMPONENTS)
+    assert list(VersionInfo.__annotations__) == [a for a, _ in COMPONENTS]
     assert ffi.sizeof("MPVERSION_INFO") == 192
 
 
@@ -174,6 +180,20 @@ def test_version_info_round_trips_through_the_struct() -> None:
     struct = ffi.new("MPVERSION_INFO *")
     info.to_struct(struct)
     assert VersionInfo.from_struct(struct) == info
+
+
+def test_versions_are_immutable_hashable_values() -> None:
+    info = _info()
+    with pytest.raises(AttributeError, match="cannot assign to field 'engine'"):
+        info.engine = ComponentVersion(1)
+    with pytest.raises(AttributeError, match="cannot assign to field 'raw'"):
+        info.engine.raw = 1
+    assert info == _info() and hash(info) == hash(_info())
+    assert info != info.replace(engine=ComponentVersion(1))
+    assert info.replace(engine=ComponentVersion(1)).engine == ComponentVersion(1)
+    assert pickle.loads(pickle.dumps(info)) == info
+    assert repr(ComponentVersion(5)) == "ComponentVersion(raw=5, updated_at=None)"
+    assert repr(info).startswith("VersionInfo(product=ComponentVersion(raw=")
 
 
 def test_as_dict_gives_dotted_versions_by_attribute() -> None:
