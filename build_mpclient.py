@@ -22,7 +22,7 @@ def _read(path: Path) -> str:
     return path.read_text(encoding="utf-8")
 
 
-types = _read(CDEF / "mpclient_types.h")
+types = _read(CDEF / "mpclient_types.h") + _read(CDEF / "mpupdate_capture_types.h")
 
 ffibuilder = FFI()
 ffibuilder.cdef(
@@ -33,8 +33,8 @@ ffibuilder.cdef(
 )
 ffibuilder.set_source(
     "mpupdate._mpclient",
-    _read(CSRC / "prelude.h") + types + _read(CSRC / "loader.c"),
-    libraries=["dl"] if sys.platform.startswith("linux") else [],
+    _read(CSRC / "prelude.h") + types + _read(CSRC / "loader.c") + _read(CSRC / "capture.c"),
+    libraries=["dl", "pthread"] if sys.platform.startswith("linux") else [],
 )
 
 if __name__ == "__main__":

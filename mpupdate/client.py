@@ -15,10 +15,11 @@ The one-call façade, :func:`mpupdate.update`, is in :mod:`mpupdate.api`.
 
 from __future__ import annotations
 
+import collections.abc
 import threading
 import weakref
+from collections import deque
 from collections.abc import Generator
-from typing import Any, Callable, Optional, Union
 
 from . import _native
 from ._native import ffi
@@ -36,7 +37,7 @@ from .constants import (
 )
 from .errors import MpError, ProtocolError, Step, error_for
 from .events import Event, read_utf16
-from .handles import HandleKind, OwnedHandle, flush_deferred_closes
+from .handles import HandleKind, OwnedHandle
 from .hresults import describe, failed, format_hresult, message_for, to_signed, to_unsigned
 from .machine import Phase, Progress, UpdateMachine
 from .results import Outcome, UpdateResult, outcome_of
@@ -44,7 +45,11 @@ from .versions import VersionInfo
 
 __all__ = ["Client", "ProgressFunction", "UpdateOperation", "update_flags"]
 
-ProgressFunction = Callable[[Progress], Any]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Optional, Union
+
+ProgressFunction = collections.abc.Callable[[Progress], "Any"]
 """Called on the caller's thread after every event; raising cancels the update."""
 
 
@@ -73,7 +78,6 @@ class Client:
     """
 
     def __init__(self, backend: Union[Backend, str, None] = None) -> None:
-        flush_deferred_closes()
         self.backend: Backend = resolve_backend(backend)
         #: What waiting and timestamps run on: the backend's own clock, else the system's.
         self.clock: Clock = backend_clock(self.backend)
@@ -171,7 +175,6 @@ class Client:
 
         Raises an :class:`~mpupdate.MpError` subclass when ``MpUpdateStart`` fails.
         """
-        flush_deferred_closes()
         flags = update_flags(source, options, blocking)
         operation = UpdateOperation(self, source, flags, strict, progress)
         self._operations.add(operation)  # only operations that hold a handle need closing
@@ -217,6 +220,7 @@ class UpdateOperation:
         self._progress_function = progress
         self._machine = UpdateMachine(strict=strict, options=options)
         self._sink = _native.Sink()
+        self._pending: deque[Event] = deque()  # taken from the sink, not yet fed
         self._handle: Optional[OwnedHandle] = None
         self._events: list[Event] = []
         self._result: Optional[UpdateResult] = None
@@ -233,31 +237,24 @@ class UpdateOperation:
     # -- starting -------------------------------------------------------------------------
 
     def _start(self) -> None:
-        client = self.client
+        client, sink = self.client, self._sink
         self.versions_before = self._versions("before")
-        token = _native.register(self._sink)
         info = ffi.new("MPCALLBACK_INFO *")
-        info.pfnCallbackFunction = _native.lib.mpupdate_callback
-        info.CallbackContext = token
+        info.pfnCallbackFunction = _native.CALLBACK
+        info.CallbackContext = sink.token
         out = ffi.new("MPHANDLE *")
         self.started_at = client.clock.now()
         try:
             hr = to_unsigned(client.backend.MpUpdateStart(client.handle, self.options, info, out))
             _check(Step.MP_UPDATE_START, hr, client)
         except BaseException:
-            _native.unregister(token)
+            sink.close()
             raise
         if out[0] == ffi.NULL:
-            _native.unregister(token)
+            sink.close()
             self._machine.note("MpUpdateStart succeeded but returned a NULL update handle")
         else:
-            self._handle = OwnedHandle(
-                client.backend, out[0], HandleKind.UPDATE, lambda: _native.unregister(token), info
-            )
-        interrupt = self._sink.interrupt
-        if interrupt is not None:  # Ctrl-C inside the callback of a synchronous start
-            self._stop(Outcome.CANCELLED)
-            raise interrupt
+            self._handle = OwnedHandle(client.backend, out[0], HandleKind.UPDATE, sink.close, info)
 
     # -- state ----------------------------------------------------------------------------
 
@@ -296,24 +293,8 @@ class UpdateOperation:
         aborted and closed and the iteration ends; :attr:`result` is then ``TIMED_OUT``.
         Leaving the loop early does not cancel the update.
         """
-        if not self._consume_lock.acquire(blocking=False):
-            raise RuntimeError("another thread is already consuming this update's events")
-        try:
-            deadline = None if timeout is None else self.client.clock.monotonic() + timeout
-            while self._result is None:
-                try:
-                    event = self._next(deadline)
-                except _DeadlinePassed:
-                    self._stop(Outcome.TIMED_OUT, timeout)
-                    return
-                except BaseException:
-                    self._stop(Outcome.CANCELLED)
-                    raise
-                if event is None:
-                    return
-                yield event
-        finally:
-            self._consume_lock.release()
+        for batch in self._batches(timeout, one=True):
+            yield from batch
 
     def wait(self, timeout: Optional[float] = None) -> UpdateResult:
         """Wait for the update to end and return its :class:`UpdateResult`.
@@ -322,44 +303,78 @@ class UpdateOperation:
         update, closes its handle and re-raises KeyboardInterrupt (:attr:`result` is then
         ``CANCELLED``); an exception from the progress function is re-raised the same way.
         """
-        for _ in self.events(timeout):
+        for _ in self._batches(timeout, one=False):
             pass
         assert self._result is not None
         return self._result
 
-    def _next(self, deadline: Optional[float]) -> Optional[Event]:
-        """The next event, fed through the machine and the progress function; None at the end."""
-        sink, clock = self._sink, self.client.clock
+    def _batches(self, timeout: Optional[float], one: bool) -> Generator[list[Event], None, None]:
+        """The consumer's loop: the events fed so far, a batch at a time (one event at a time
+        when ``one``), until the update ends; stops it on the deadline, Ctrl-C or an error."""
+        if not self._consume_lock.acquire(blocking=False):
+            raise RuntimeError("another thread is already consuming this update's events")
+        try:
+            deadline = None if timeout is None else self.client.clock.monotonic() + timeout
+            while self._result is None:
+                try:
+                    fed = self._step(deadline, one)
+                except _DeadlinePassed:
+                    self._stop(Outcome.TIMED_OUT, timeout)
+                    return
+                except BaseException:
+                    self._stop(Outcome.CANCELLED)
+                    raise
+                if not fed:
+                    return
+                yield fed
+        finally:
+            self._consume_lock.release()
+
+    def _step(self, deadline: Optional[float], one: bool) -> list[Event]:
+        """Feed the next event (``one``) or every event that has arrived (unless a progress
+        function waits for each) through the machine; wait for some first if none has. Returns
+        the events fed, in order, or [] once the update has ended."""
+        sink, clock, pending = self._sink, self.client.clock, self._pending
+        one = one or self._progress_function is not None
         while True:
-            with sink.condition:
-                while not sink.events and self._result is None and self.handle is not None:
-                    if sink.interrupt is not None:
-                        raise sink.interrupt
-                    remaining = None if deadline is None else deadline - clock.monotonic()
-                    if remaining is not None and remaining <= 0:
-                        raise _DeadlinePassed
-                    clock.wait(sink.condition, remaining)
             with self._state:  # close() may run on another thread: one of us takes each event
                 if self._result is not None:
-                    return None
-                with sink.condition:
-                    event = sink.events.popleft() if sink.events else None
-                self._take_problems()
-                if event is None:
-                    if self.handle is not None:
-                        continue
+                    return []
+                if not pending:
+                    pending.extend(sink.take())
+                    self._take_problems()
+                if pending:
+                    fed = self._feed(pending, one)
+                    break
+                if self.handle is None:
                     self._conclude(None, None)  # the handle was closed: nothing more can come
-                    return None
-                self._events.append(event)
-                progress = self._machine.feed(event)
-                if self._machine.done:
-                    self._conclude(None, None)
-            if self._progress_function is not None:
-                self._progress_function(progress)
-            return event
+                    return []
+            remaining = None if deadline is None else deadline - clock.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise _DeadlinePassed
+            clock.wait(sink, remaining)
+        if self._progress_function is not None:
+            self._progress_function(self._machine.progress(fed[0]))
+        return fed
+
+    def _feed(self, pending: deque[Event], one: bool) -> list[Event]:
+        """Apply pending events (one, or up to the terminal COMPLETE); with ``_state`` held."""
+        machine, record = self._machine, self._events.append
+        fed: list[Event] = []
+        while pending:
+            event = pending.popleft()
+            record(event)
+            fed.append(event)
+            machine.apply(event)  # strict mode raises here, the event applied
+            if machine.complete is not None:
+                self._conclude(None, None)
+                break
+            if one:
+                break
+        return fed
 
     def _take_problems(self) -> None:
-        # Noted (and so logged) outside sink.condition: the DLL's callback takes that lock.
+        # Noted (and so logged) here, on the consumer's thread: never on the DLL's.
         for problem in self._sink.take_problems():
             self._machine.note(problem)
 
@@ -439,14 +454,13 @@ class UpdateOperation:
             hr = self._handle.close()
             if failed(hr):
                 self._machine.note(f"MpHandleClose(update handle) failed: {format_hresult(hr)}")
-        with self._sink.condition:  # wake a consumer waiting on another thread
-            self._sink.condition.notify_all()
+        self._sink.wake()  # a consumer waiting on another thread sees the handle closed
 
     def _drain(self) -> None:
         """Feed what arrived before the handle closed, without the progress function."""
-        with self._sink.condition:
-            late = list(self._sink.events)
-            self._sink.events.clear()
+        late = list(self._pending)
+        self._pending.clear()
+        late.extend(self._sink.take())
         self._take_problems()
         for event in late:
             self._events.append(event)

@@ -9,10 +9,25 @@ without wall-clock delays. A backend advertises its clock with a ``clock`` attri
 from __future__ import annotations
 
 import sys
-import threading
 import time
-from datetime import datetime, timezone
-from typing import Optional, Protocol
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from datetime import datetime
+    from typing import Optional, Protocol
+else:  # typing's would import re (and typing) at start-up
+    from ._classes import Protocol
+
+
+class Waitable(Protocol):
+    """What a Clock waits on: a ``threading.Condition``, or an update's notification queue
+    (:class:`mpupdate._native.Sink`, which waits in C without the GIL)."""
+
+    def acquire(self) -> bool: ...
+
+    def release(self) -> None: ...
+
+    def wait(self, timeout: Optional[float] = None) -> bool: ...
 
 
 class Clock(Protocol):
@@ -24,7 +39,7 @@ class Clock(Protocol):
     def now(self) -> datetime:
         """The current time, timezone-aware UTC."""
 
-    def wait(self, condition: threading.Condition, timeout: Optional[float]) -> None:
+    def wait(self, condition: Waitable, timeout: Optional[float]) -> None:
         """Wait on ``condition`` (held by the caller) for a notify or ``timeout`` seconds.
 
         May return early (spuriously); callers re-check their predicate and deadline.
@@ -43,9 +58,11 @@ class SystemClock:
         return time.monotonic()
 
     def now(self) -> datetime:
+        from datetime import datetime, timezone  # on first use: not needed to import mpupdate
+
         return datetime.now(timezone.utc)
 
-    def wait(self, condition: threading.Condition, timeout: Optional[float]) -> None:
+    def wait(self, condition: Waitable, timeout: Optional[float]) -> None:
         if _WAIT_SLICE is not None and (timeout is None or timeout > _WAIT_SLICE):
             timeout = _WAIT_SLICE  # the caller re-checks its predicate and deadline
         condition.wait(timeout)

@@ -2,9 +2,8 @@
 
 A handle is closed exactly once: on ``close()``, when its owner is garbage-collected, or at
 interpreter exit. A close is never made on the callback thread (MpClient hits ``DebugBreak``
-there); if the garbage collector happens to run there, the whole close is deferred to the next
-:func:`flush_deferred_closes` (every Client and every start of an update runs one, and so does a
-manager's close, before it) or to interpreter exit. Updates are closed before their manager.
+there): the callback is C (:mod:`mpupdate._native`) and runs no Python, so neither our code nor
+the garbage collector can run there while MpClient waits for it to return.
 
 :class:`mpupdate.Client` owns the manager handle and each :class:`mpupdate.UpdateOperation` its
 update handle; nothing else here knows about either.
@@ -12,21 +11,20 @@ update handle; nothing else here knows about either.
 
 from __future__ import annotations
 
-import atexit
 import enum
-import logging
-import threading
 import weakref
-from typing import Any, Callable, Optional
 
-from . import _native
+from . import _log
 from .backends import Backend
 from .constants import S_FALSE
 from .hresults import failed, format_hresult, to_unsigned
 
-__all__ = ["HandleKind", "OwnedHandle", "flush_deferred_closes"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, Optional
 
-log = logging.getLogger("mpupdate")
+__all__ = ["HandleKind", "OwnedHandle"]
 
 
 class HandleKind(str, enum.Enum):
@@ -45,12 +43,6 @@ class HandleKind(str, enum.Enum):
         return format(str(self.value), format_spec)
 
 
-_deferred_lock = threading.Lock()
-#: Closes requested on the callback thread (by the garbage collector), each with everything
-#: it needs (the update's callback info and routing token live until it runs).
-_deferred: list[Callable[[], int]] = []
-
-
 def _close_handle_now(
     backend: Backend,
     handle: Any,
@@ -58,41 +50,15 @@ def _close_handle_now(
     after_close: Optional[Callable[[], None]],
     keep_alive: Any,
 ) -> int:
-    """Close one owned handle; defer the whole close if this thread is inside the callback.
-
-    A manager's deferred update closes run first: updates are closed before their manager.
-    ``keep_alive`` is only held here, until the close has returned.
-    """
-    if _native.in_callback():
-        with _deferred_lock:
-            _deferred.append(
-                lambda: _close_handle_now(backend, handle, kind, after_close, keep_alive)
-            )
-        return 0
-    if kind is HandleKind.MANAGER:
-        flush_deferred_closes()
+    """Close one owned handle. ``keep_alive`` is only held here, until the close has returned."""
     try:
         hr = to_unsigned(backend.MpHandleClose(handle))
     finally:
         if after_close is not None:
             after_close()
     if failed(hr):
-        log.warning("mpupdate: MpHandleClose(%s handle) failed: %s", kind, format_hresult(hr))
+        _log.warning("mpupdate: MpHandleClose(%s handle) failed: %s", kind, format_hresult(hr))
     return hr
-
-
-def flush_deferred_closes() -> None:
-    """Run the closes that had to wait until we were off the callback thread."""
-    if _native.in_callback():
-        return
-    with _deferred_lock:
-        pending = _deferred[:]
-        del _deferred[:]
-    for close in pending:
-        close()
-
-
-atexit.register(flush_deferred_closes)
 
 
 class OwnedHandle:

@@ -27,10 +27,9 @@ of at most 100, package indexes below the package count that never go back, and 
 from __future__ import annotations
 
 import enum
-import logging
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Optional, Union
 
+from . import _log
+from ._classes import Frozen
 from .constants import (
     PROGRESS_NOTIFICATIONS,
     S_FALSE,
@@ -43,12 +42,17 @@ from .errors import ProtocolError
 from .hresults import failed, format_hresult
 from .results import Anomaly, Outcome, UpdateResult, outcome_of
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Optional, Union
+
     from .events import Event
 
-__all__ = ["Anomaly", "Outcome", "Phase", "Progress", "UpdateMachine", "UpdateResult"]
+    #: The grammar's states: the last grammatical notification, or "begin" (before START) or
+    #: "failure" (after INTERNAL_FAILURE).
+    _State = Union[Notify, str]
 
-log = logging.getLogger("mpupdate")
+__all__ = ["Anomaly", "Outcome", "Phase", "Progress", "UpdateMachine", "UpdateResult"]
 
 
 class Phase(enum.Enum):
@@ -63,24 +67,41 @@ class Phase(enum.Enum):
     DONE = "done"
 
 
-@dataclass(frozen=True)
-class Progress:
-    """What a progress function receives after every event."""
+class Progress(Frozen):
+    """What a progress function receives after every event. Immutable.
+
+    ``percent``: overall progress 0-100; never goes backwards; 100 only when the update
+    succeeded. ``phase``: the :class:`Phase`. ``event``: the event just applied. ``package``:
+    the 1-based number of the package being handled, when known. ``packages``: how many packages
+    the update handles, when known.
+    """
+
+    __match_args__ = ("percent", "phase", "event", "package", "packages")
+    __slots__ = __match_args__
 
     percent: int
-    """Overall progress 0-100; never goes backwards; 100 only when the update succeeded."""
     phase: Phase
     event: Event
     package: Optional[int]
-    """1-based number of the package being handled, when known."""
     packages: Optional[int]
-    """How many packages the update handles, when known."""
+
+    def __init__(
+        self,
+        percent: int,
+        phase: Phase,
+        event: Event,
+        package: Optional[int] = None,
+        packages: Optional[int] = None,
+    ) -> None:
+        assign = object.__setattr__
+        assign(self, "percent", percent)
+        assign(self, "phase", phase)
+        assign(self, "event", event)
+        assign(self, "package", package)
+        assign(self, "packages", packages)
 
 
 N = Notify
-#: The grammar's states besides "after this notification": before START, after INTERNAL_FAILURE.
-_Mark = Literal["begin", "failure"]
-_State = Union[Notify, _Mark]
 _STATE_NAMES: dict[_State, str] = {
     "begin": "the start of the update",
     "failure": "INTERNAL_FAILURE",
@@ -180,16 +201,23 @@ _IN_PACKAGE = frozenset(
 _NEEDS_DATA = frozenset({N.SIGUPDATE_DOWNLOAD_PROGRESS, N.SIGUPDATE_INSTALL_PROGRESS})
 
 
+_COMPLETE = N.SIGUPDATE_COMPLETE
+_SIGUPDATE = int(CallbackType.SIGUPDATE)
+_SPECIAL = frozenset({N.INTERNAL_FAILURE, N.CALL_COMPLETE})
+_PROGRESS_OPTION = int(UpdateOption.PROGRESS)
+_UPDATED = (Outcome.UPDATED, Outcome.ALREADY_CURRENT)
+
+
 class UpdateMachine:
     """Follows one update's events. Pure: feed it events, read its state.
 
-    ``feed`` returns the :class:`Progress` after the event. After the first SIGUPDATE_COMPLETE,
-    :attr:`done` is True and :attr:`outcome` is set; later events only add anomalies. ``options``
-    are the ``dwUpdateOptions`` of the update (a *_PROGRESS notification without the PROGRESS
-    option is a violation).
+    ``feed`` returns the :class:`Progress` after the event; ``apply`` does the same work without
+    building one. After the first SIGUPDATE_COMPLETE, :attr:`done` is True and :attr:`outcome` is
+    set; later events only add anomalies. ``options`` are the ``dwUpdateOptions`` of the update
+    (a *_PROGRESS notification without the PROGRESS option is a violation).
     """
 
-    def __init__(self, strict: bool = False, options: int = int(UpdateOption.PROGRESS)) -> None:
+    def __init__(self, strict: bool = False, options: int = _PROGRESS_OPTION) -> None:
         self.strict = strict
         self.options = int(options)
         self.phase = Phase.NOT_STARTED
@@ -203,6 +231,7 @@ class UpdateMachine:
         self._grammar: _State = "begin"
         self._failure: Optional[int] = None
         self._violations: list[ProtocolError] = []
+        self._progress_allowed = bool(self.options & _PROGRESS_OPTION)
 
     @property
     def done(self) -> bool:
@@ -217,7 +246,7 @@ class UpdateMachine:
     def note(self, message: str, position: Optional[int] = None) -> None:
         """Record an anomaly that is not a grammar violation (lenient and strict alike)."""
         anomaly = Anomaly(position, message)
-        log.warning("mpupdate: %s", anomaly)
+        _log.warning("mpupdate: %s", anomaly)
         self.anomalies.append(anomaly)
 
     def feed(self, event: Event) -> Progress:
@@ -226,95 +255,108 @@ class UpdateMachine:
         The event is applied before the error is raised, so the state stays true to what the
         DLL sent: a COMPLETE that breaks the grammar still ends the update.
         """
+        self.apply(event)
+        return self.progress(event)
+
+    def apply(self, event: Event) -> None:
+        """:meth:`feed` without building the :class:`Progress` (the client's path when no
+        progress function waits for one)."""
         position = self.count
-        self.count += 1
-        self._violations = []
-        if self.done:
+        self.count = position + 1
+        if self.complete is not None:
             self._violation(position, event, "nothing", f"{event.name} after SIGUPDATE_COMPLETE")
         else:
             self._check(position, event)
             self._apply(event)
         if self._violations:
-            raise self._violations[0]
-        return self._progress(event)
+            violations, self._violations = self._violations, []
+            raise violations[0]
+
+    def progress(self, event: Event) -> Progress:
+        """The :class:`Progress` now, ``event`` being the last one applied."""
+        return Progress(self.percent, self.phase, event, self.package, self.packages)
 
     def _apply(self, event: Event) -> None:
         notify = event.notify
-        if notify == N.SIGUPDATE_COMPLETE:
+        if notify is _COMPLETE:
             self.complete = event
             self.phase = Phase.DONE
-            outcome = outcome_of(event.hresult)
-            if outcome in (Outcome.UPDATED, Outcome.ALREADY_CURRENT):
+            if outcome_of(event.hresult) in _UPDATED:
                 self.percent = 100
-        elif isinstance(notify, Notify):
+        elif type(notify) is Notify:
             self.phase = _PHASES.get(notify, self.phase)
-            if notify == N.SIGUPDATE_REBOOT_REQUIRED and not failed(event.hresult):
+            if notify is N.SIGUPDATE_REBOOT_REQUIRED and not event.hresult & 0x80000000:
                 self.reboot_required = True
             self._advance(event)
 
-    def _progress(self, event: Event) -> Progress:
-        return Progress(self.percent, self.phase, event, self.package, self.packages)
-
     def _advance(self, event: Event) -> None:
         notify = event.notify
-        if event.has_data and notify in _IN_PACKAGE:
-            assert event.total_updates is not None and event.current_index is not None
-            total = event.total_updates if event.total_updates > 0 else 1
+        if event.percent is not None and notify in _IN_PACKAGE:
+            total = event.total_updates or 1  # data present: total and index are ints
             self.packages = total
-            self.package = min(event.current_index, total - 1) + 1
-        if notify in _FIXED_PERCENT:
-            value = _FIXED_PERCENT[notify]  # type: ignore[index]
-        elif notify in _IN_PACKAGE or notify == N.SIGUPDATE_INSTALL_COMPLETE:
+            self.package = min(event.current_index or 0, total - 1) + 1
+        fixed = _FIXED_PERCENT.get(notify)  # type: ignore[call-overload]
+        if fixed is not None:
+            value: float = fixed
+        elif notify in _IN_PACKAGE or notify is N.SIGUPDATE_INSTALL_COMPLETE:
             total = self.packages or 1
             index = (self.package or 1) - 1
             percent = min(event.percent or 0, 100) / 100.0
-            if notify == N.SIGUPDATE_DOWNLOAD_PROGRESS:
+            if notify is N.SIGUPDATE_DOWNLOAD_PROGRESS:
                 fraction = 0.5 * percent
-            elif notify == N.SIGUPDATE_INSTALL_PROGRESS:
+            elif notify is N.SIGUPDATE_INSTALL_PROGRESS:
                 fraction = 0.5 + 0.5 * percent
             else:
                 fraction = _PACKAGE_FRACTION[notify]  # type: ignore[index]
             value = _SEARCH_DONE + _PACKAGES_SPAN * (index + fraction) / total
         else:
             return
-        self.percent = max(self.percent, min(int(value), 99))
+        percent_now = int(value) if value < 99 else 99
+        if percent_now > self.percent:
+            self.percent = percent_now
 
     def _check(self, position: int, event: Event) -> None:
         notify = event.notify
-        if event.callback_type != int(CallbackType.SIGUPDATE):
+        if event.callback_type != _SIGUPDATE:
             self._violation(
                 position,
                 event,
                 "MPCALLBACK_TYPE SIGUPDATE (6)",
                 f"{event.name} has callback type {event.callback_type}; its data was not read",
             )
-        if not isinstance(notify, Notify):
+        if type(notify) is not Notify:
             self._violation(
                 position, event, "a known notification", f"unknown notification {event.name}"
             )
             return
-        if notify in (N.INTERNAL_FAILURE, N.CALL_COMPLETE):
+        if notify in _SPECIAL:
             if self._grammar == "begin":
                 self._violation(position, event, "SIGUPDATE_START", f"{event.name} before START")
-            if notify == N.INTERNAL_FAILURE:
+            if notify is N.INTERNAL_FAILURE:
                 self._failure = event.hresult
                 self._grammar = "failure"
             else:
                 self._violation(position, event, "an update notification", f"{event.name}")
             return
         allowed = _FOLLOWS[self._grammar]
-        early_end = (
-            notify == N.SIGUPDATE_COMPLETE and self._grammar != "begin" and failed(event.hresult)
-        )
-        if notify not in allowed and not early_end:
+        if notify not in allowed and not (
+            notify is _COMPLETE and self._grammar != "begin" and failed(event.hresult)
+        ):
             expected = " or ".join(sorted(n.name for n in allowed)) or "nothing"
             previous = _STATE_NAMES.get(self._grammar, str(self._grammar))
             self._violation(position, event, expected, f"{event.name} after {previous}")
-        if (
-            notify == N.SIGUPDATE_COMPLETE
-            and self._failure is not None
-            and not failed(event.hresult)
-        ):
+        if notify is _COMPLETE:
+            self._check_complete(position, event)
+        self._grammar = notify
+        if event.percent is not None or notify in _NEEDS_DATA:
+            self._check_data(position, event)
+        elif notify in PROGRESS_NOTIFICATIONS and not self._progress_allowed:
+            self._violation(
+                position, event, "no progress", f"{event.name} without the PROGRESS option"
+            )
+
+    def _check_complete(self, position: int, event: Event) -> None:
+        if self._failure is not None and not failed(event.hresult):
             self._violation(
                 position,
                 event,
@@ -322,52 +364,42 @@ class UpdateMachine:
                 f"COMPLETE reports {format_hresult(event.hresult)} after INTERNAL_FAILURE "
                 f"{format_hresult(self._failure)}",
             )
-        unusual = event.hresult not in (S_OK, S_FALSE) and not failed(event.hresult)
-        if notify == N.SIGUPDATE_COMPLETE and unusual:
+        if event.hresult not in (S_OK, S_FALSE) and not failed(event.hresult):
             self._violation(
                 position,
                 event,
                 "S_OK, S_FALSE or a failure",
                 f"COMPLETE with unusual success code {format_hresult(event.hresult)}",
             )
-        self._grammar = notify
-        self._check_data(position, event)
 
     def _check_data(self, position: int, event: Event) -> None:
         notify = event.notify
-        if notify in PROGRESS_NOTIFICATIONS and not self.options & UpdateOption.PROGRESS:
+        if notify in PROGRESS_NOTIFICATIONS and not self._progress_allowed:
             self._violation(
                 position, event, "no progress", f"{event.name} without the PROGRESS option"
             )
-        if notify in _NEEDS_DATA and not event.has_data:
-            self._violation(position, event, "MPSIGUPDATE_DATA", f"{event.name} without data")
-        if not event.has_data:
+        if event.percent is None:
+            if notify in _NEEDS_DATA:
+                self._violation(position, event, "MPSIGUPDATE_DATA", f"{event.name} without data")
             return
-        assert event.percent is not None
-        assert event.total_updates is not None and event.current_index is not None
+        total, index = event.total_updates, event.current_index
+        assert total is not None and index is not None
         if event.percent > 100:
             self._violation(position, event, "at most 100 %", f"{event.percent} % in {event.name}")
-        if event.total_updates and event.current_index >= event.total_updates:
+        if total and index >= total:
             self._violation(
-                position,
-                event,
-                f"an index below {event.total_updates}",
-                f"package index {event.current_index} of {event.total_updates}",
+                position, event, f"an index below {total}", f"package index {index} of {total}"
             )
-        if (
-            notify in _IN_PACKAGE
-            and self.package is not None
-            and event.current_index + 1 < self.package
-        ):
+        if notify in _IN_PACKAGE and self.package is not None and index + 1 < self.package:
             self._violation(
                 position,
                 event,
                 f"package index {self.package - 1} or later",
-                f"package index went back to {event.current_index}",
+                f"package index went back to {index}",
             )
 
     def _violation(self, position: int, event: Event, expected: str, message: str) -> None:
-        if self.strict:  # raised by feed() once the event is applied
+        if self.strict:  # raised by apply() once the event is applied
             self._violations.append(
                 ProtocolError(
                     f"event {position}: {message} (expected {expected})", event, position, expected

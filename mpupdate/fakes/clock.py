@@ -13,7 +13,10 @@ import heapq
 import itertools
 import threading
 from datetime import datetime, timedelta, timezone
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
+
+if TYPE_CHECKING:
+    from mpupdate.clock import Waitable
 
 __all__ = ["DEFAULT_START", "SteppingClock", "Timer", "VirtualClock", "VirtualClockStall"]
 
@@ -84,7 +87,7 @@ class SteppingClock:
                 )
             self.advance_to(moment)
 
-    def wait(self, condition: threading.Condition, timeout: Optional[float]) -> None:
+    def wait(self, condition: Waitable, timeout: Optional[float]) -> None:
         """The client's wait: jump to the next timer or to the deadline instead of sleeping."""
         condition.release()
         try:

@@ -1,9 +1,10 @@
 """RawSession: drive any backend's exports by hand, as the compiled binding does.
 
 For tests at the level of the DLL's exports (argument checks, handle misuse, callback threads),
-below :class:`mpupdate.Client`: a sink registered for callbacks, ``MPCALLBACK_INFO`` pointing at
-the compiled callback with that sink's context, a manager handle, and the notifications received,
-decoded. Works with :class:`~mpupdate.fakes.FakeMpClient`, the native fake and the real DLL::
+below :class:`mpupdate.Client`: a capture queue registered with the compiled callback,
+``MPCALLBACK_INFO`` pointing at that callback with the queue's token, a manager handle, and the
+notifications received (taken from the queue as events, with the thread each arrived on).
+Works with :class:`~mpupdate.fakes.FakeMpClient`, the native fake and the real DLL::
 
     with RawSession(FakeMpClient("updated")) as session:
         result, update = session.start()
@@ -13,10 +14,11 @@ decoded. Works with :class:`~mpupdate.fakes.FakeMpClient`, the native fake and t
 
 from __future__ import annotations
 
+import time
 from types import TracebackType
 from typing import Any, Optional
 
-from mpupdate._native import Sink, ffi, lib, register, unregister
+from mpupdate._native import CALLBACK, Sink, ffi
 from mpupdate.backends import Backend
 from mpupdate.constants import S_OK, UpdateOption
 from mpupdate.errors import format_hresult, to_unsigned
@@ -31,10 +33,10 @@ ASYNC_PROGRESS = int(UpdateOption.ASYNC | UpdateOption.PROGRESS)
 class RawSession:
     """A registered sink, callback info and (unless ``open_manager=False``) a manager handle.
 
-    ``sink``: a :class:`~mpupdate._native.Sink` (or subclass) to receive the notifications;
-    ``info``: the ``MPCALLBACK_INFO *`` to pass to ``MpUpdateStart``; ``manager``: the handle,
-    or ``ffi.NULL``. :meth:`close` closes the given handles, then the manager, and unregisters
-    the sink; leaving a ``with`` block unregisters it in any case.
+    ``sink``: the :class:`~mpupdate._native.Sink` (a C capture queue) receiving the
+    notifications; ``info``: the ``MPCALLBACK_INFO *`` to pass to ``MpUpdateStart``;
+    ``manager``: the handle, or ``ffi.NULL``. :meth:`close` closes the given handles, then the
+    manager, and unregisters the sink; leaving a ``with`` block unregisters it in any case.
     """
 
     def __init__(
@@ -42,10 +44,12 @@ class RawSession:
     ) -> None:
         self.backend = backend
         self.sink = sink if sink is not None else Sink()
-        self.token = register(self.sink)
+        self.token = self.sink.token
         self.info = ffi.new("MPCALLBACK_INFO *")
-        self.info.pfnCallbackFunction = lib.mpupdate_callback
+        self.info.pfnCallbackFunction = CALLBACK
         self.info.CallbackContext = self.token
+        self._events: list[Event] = []
+        self._threads: list[int] = []
         self.manager: Any = ffi.NULL
         self._registered = True
         if open_manager:
@@ -77,9 +81,21 @@ class RawSession:
 
     @property
     def events(self) -> list[Event]:
-        """The notifications received so far, decoded, in order."""
-        with self.sink.condition:
-            return list(self.sink.events)
+        """The notifications received so far, as events, in order."""
+        self._events.extend(self.sink.take(self._threads))
+        return list(self._events)
+
+    @property
+    def threads(self) -> list[int]:
+        """The thread each notification so far arrived on (``threading.get_ident()`` numbers),
+        in the order of :attr:`events`."""
+        self._events.extend(self.sink.take(self._threads))
+        return list(self._threads)
+
+    def problems(self) -> list[str]:
+        """What the capture counted instead of keeping (NULL data, overflow), as sentences."""
+        self._events.extend(self.sink.take(self._threads))
+        return self.sink.take_problems()
 
     def notifies(self) -> list[Any]:
         """The notification numbers received so far, in order."""
@@ -87,8 +103,13 @@ class RawSession:
 
     def wait_for(self, count: int, timeout: float = 5.0) -> bool:
         """Wait (real time, at most ``timeout`` s) until ``count`` notifications arrived."""
-        with self.sink.condition:
-            return self.sink.condition.wait_for(lambda: len(self.sink.events) >= count, timeout)
+        deadline = time.monotonic() + timeout
+        while True:
+            self._events.extend(self.sink.take(self._threads))
+            remaining = deadline - time.monotonic()
+            if len(self._events) >= count or remaining <= 0:
+                return len(self._events) >= count
+            self.sink.wait(remaining)
 
     def close(self, *handles: Any) -> None:
         """Close ``handles`` and then the manager, each required to answer S_OK; unregister."""
@@ -110,4 +131,4 @@ class RawSession:
         """Stop routing callbacks to the sink (idempotent)."""
         if self._registered:
             self._registered = False
-            unregister(self.token)
+            self.sink.close()

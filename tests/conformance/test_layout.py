@@ -7,13 +7,13 @@ are pinned at compile time by windows_layout.c, which CI cross-compiles with min
 
 from __future__ import annotations
 
-import importlib.util
 import re
-from pathlib import Path
+import struct
+from importlib import resources
 
 import pytest
 
-from mpupdate._native import ffi, lib
+from mpupdate._native import CALLBACK, RECORD_FORMAT, ffi
 
 POINTER = ffi.sizeof("void *")
 X64 = POINTER == 8
@@ -99,26 +99,31 @@ def test_field_types_have_the_dll_widths_and_signedness() -> None:
 
 def test_the_compiled_callback_has_exactly_the_callback_type() -> None:
     # Same ctype object: same arguments, result and calling convention (stdcall on x86 Windows).
-    callback = ffi.typeof(lib.mpupdate_callback)
+    callback = ffi.typeof(CALLBACK)
     assert callback is ffi.typeof("MPCALLBACK_FUNCTION")
     assert [arg.cname for arg in callback.args] == ["uintptr_t", "struct _MPCALLBACK_DATA *"]
     assert callback.result.cname == "int32_t"
 
 
-def test_the_emitted_callback_is_declared_stdcall(tmp_path: Path) -> None:
-    # MpClient calls the callback as WINAPI (stdcall on x86); cffi must emit it so, for Windows.
-    root = Path(__file__).resolve().parents[2]
-    if not (root / "build_mpclient.py").is_file():
-        pytest.skip("needs the source checkout's build_mpclient.py")
-    spec = importlib.util.spec_from_file_location(
-        "build_mpclient_check", root / "build_mpclient.py"
+def test_the_compiled_callback_is_defined_stdcall() -> None:
+    # MpClient calls the callback as WINAPI (stdcall on x86): the C definition says so, and the
+    # mingw check (.ci/mingw-check) assigns it to MPCALLBACK_FUNCTION, which must compile on x86.
+    source = resources.files("mpupdate._csrc").joinpath("capture.c").read_text(encoding="utf-8")
+    assert re.search(
+        r"^static int32_t WINAPI mpupdate_callback\(uintptr_t context, MPCALLBACK_DATA \*pData\)$",
+        source,
+        re.M,
     )
-    assert spec is not None and spec.loader is not None
-    builder = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(builder)
-    emitted = tmp_path / "_mpclient.c"
-    builder.ffibuilder.emit_c_code(str(emitted))
-    text = emitted.read_text(encoding="utf-8")
-    assert re.search(r"static int32_t _cffi_stdcall mpupdate_callback\(uintptr_t \w+, ", text)
-    # ... and _cffi_stdcall is __stdcall on 32-bit Windows (both compilers cffi knows there).
-    assert re.search(r"#\s*define _cffi_stdcall\s+__stdcall", text)
+
+
+def test_the_capture_record_is_what_the_consumer_unpacks() -> None:
+    # mpupdate._native reads the C queue's records with struct: same size, same field offsets.
+    assert ffi.sizeof("mpupdate_record") == struct.calcsize(RECORD_FORMAT) == 64
+    record = ffi.typeof("mpupdate_record")
+    assert record.fields is not None
+    offsets = [ffi.offsetof("mpupdate_record", name) for name, _ in record.fields]
+    sizes = [ffi.sizeof(field.type) for _, field in record.fields]
+    codes = RECORD_FORMAT.lstrip("=")
+    assert [struct.calcsize("=" + code) for code in codes] == sizes
+    assert offsets == [struct.calcsize("=" + codes[:i]) for i in range(len(codes))]
+    assert [name for name, _ in record.fields][-1] == "thread"

@@ -1,10 +1,13 @@
 /* Windows layout check, compiled by .ci/mingw-check with x86_64-w64-mingw32-gcc and
- * i686-w64-mingw32-gcc (-Werror): our declarations and run-time loader must build for Windows,
- * and the structures must have the layouts MPCLIENT.md section 2 gives for the shipped DLL. */
+ * i686-w64-mingw32-gcc (-Werror): our declarations, run-time loader and notification capture
+ * must build for Windows, the structures must have the layouts MPCLIENT.md section 2 gives for
+ * the shipped DLL, and the compiled callback must be of the WINAPI callback type. */
 
 #include "../../mpupdate/_csrc/prelude.h"
 #include "../../mpupdate/_cdef/mpclient_types.h"
+#include "../../mpupdate/_cdef/mpupdate_capture_types.h"
 #include "../../mpupdate/_csrc/loader.c"
+#include "../../mpupdate/_csrc/capture.c"
 
 #if defined(_WIN64)
 #  define PTR 8
@@ -57,6 +60,9 @@ MPCALLBACK_FUNCTION mpupdate_wrong_convention = cdecl_callback;
 #endif
 
 MPCALLBACK_FUNCTION mpupdate_layout_check_callback = stdcall_callback;
+/* The callback the compiled module hands MpClient: WINAPI too (on x86 a cdecl definition would
+ * make this an incompatible-pointer error under -Werror). */
+MPCALLBACK_FUNCTION mpupdate_layout_check_capture = mpupdate_callback;
 
 /* The exports' convention, pinned as the callback's is: each loader typedef must accept a WINAPI
  * function of the DLL's signature without a cast (on x86 a typedef that lost WINAPI would make
@@ -139,4 +145,13 @@ void *mpupdate_layout_check_uses[] = {
     (void *)(uintptr_t)MpErrorMessageFormat,
     (void *)(uintptr_t)MpFreeMemory,
     (void *)(uintptr_t)MpManagerVersionQuery,
+    (void *)(uintptr_t)mpupdate_queue_new,
+    (void *)(uintptr_t)mpupdate_queue_token,
+    (void *)(uintptr_t)mpupdate_queue_close,
+    (void *)(uintptr_t)mpupdate_queue_free,
+    (void *)(uintptr_t)mpupdate_queue_take,
+    (void *)(uintptr_t)mpupdate_queue_wait,
+    (void *)(uintptr_t)mpupdate_queue_wake,
+    (void *)(uintptr_t)mpupdate_stray_notifications,
+    (void *)(uintptr_t)mpupdate_registered_queues,
 };

@@ -3,7 +3,6 @@ FakeMpClient, its reference, call for call and event for event."""
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import threading
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ from hypothesis import strategies as st
 
 import mpupdate
 from mpupdate import Outcome
-from mpupdate._native import Sink, ffi, lib, register, unregister
+from mpupdate._native import CALLBACK, Sink, ffi, lib
 from mpupdate.backends import EXPORTS
 from mpupdate.constants import (
     E_ABORT,
@@ -188,10 +187,10 @@ def script(fake: Fake) -> list[Any]:
     """Every argument check and misuse, in one sequence; returns what each call answered."""
     results: list[Any] = []
     h_sink = Sink()
-    token = register(h_sink)
+    token = h_sink.token
     try:
         info = ffi.new("MPCALLBACK_INFO *")
-        info.pfnCallbackFunction = lib.mpupdate_callback
+        info.pfnCallbackFunction = CALLBACK
         info.CallbackContext = token
         out = ffi.new("MPHANDLE *")
         results.append(fake.MpManagerOpen(1, out))
@@ -236,9 +235,9 @@ def script(fake: Fake) -> list[Any]:
         results.append(fake.MpHandleClose(ffi.cast("MPHANDLE", 0x42)))
         results.append(fake.MpManagerVersionQuery(manager, version))
         results.append(fake.MpUpdateControl(manager, 0))
-        results.append(list(h_sink.events))
+        results.append(h_sink.take())
     finally:
-        unregister(token)
+        h_sink.close()
     return results
 
 
@@ -343,8 +342,7 @@ def test_synchronous_start_returns_s_ok_after_a_failed_update(
     result, update = h.start(int(UpdateOption.PROGRESS))
     assert result == S_OK
     assert h.notifies()[-1] == Notify.SIGUPDATE_COMPLETE  # delivered before the return
-    with h.sink.condition:
-        assert h.sink.events[-1].hresult == 0x80072EFD
+    assert h.events[-1].hresult == 0x80072EFD
     h.close(update)
 
 
@@ -418,7 +416,7 @@ def comparable(result: mpupdate.UpdateResult, delivery: str) -> mpupdate.UpdateR
     """The whole result; in thread mode without its wall-clock times (real threads, real time)."""
     if delivery != "thread":  # virtual time: the same instants to the microsecond
         return result
-    return dataclasses.replace(result, started_at=EPOCH, finished_at=EPOCH)
+    return result.replace(started_at=EPOCH, finished_at=EPOCH)
 
 
 @pytest.mark.parametrize("delivery", MODES)
@@ -528,40 +526,25 @@ def test_blocking_starts_match_the_python_fake(native: MakeNative, delivery: str
 # -- threads, time and memory -------------------------------------------------------------------
 
 
-class ThreadSink(Sink):
-    """Remembers which thread each notification arrived on."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.threads: list[threading.Thread] = []
-
-    def put(self, event: Event) -> None:
-        self.threads.append(threading.current_thread())
-        super().put(event)
-
-
 def test_thread_delivery_calls_back_from_a_thread_python_did_not_create(
     native: MakeNative,
 ) -> None:
     fake = native("updated", delivery="thread")
-    sink = ThreadSink()
-    h = Harness(fake, sink)
+    h = Harness(fake)
     python_threads = {t.ident for t in threading.enumerate()}
     _, update = h.start()
     assert h.wait_for(16)
     h.close(update)
-    assert len({t.ident for t in sink.threads}) == 1
-    worker = sink.threads[0]
-    assert worker.ident not in python_threads
-    assert worker.name.startswith("Dummy-")  # threading's name for a foreign thread
+    # The compiled callback records the calling thread, as threading numbers threads.
+    assert len(set(h.threads)) == 1 and len(h.threads) == 16
+    assert h.threads[0] not in python_threads
     assert fake.live_workers == 0
 
 
 def test_immediate_delivery_calls_back_on_the_calling_thread(native: MakeNative) -> None:
-    sink = ThreadSink()
-    h = Harness(native("updated"), sink)
+    h = Harness(native("updated"))
     _, update = h.start()
-    assert {t.ident for t in sink.threads} == {threading.get_ident()}
+    assert set(h.threads) == {threading.get_ident()}
     h.close(update)
 
 
@@ -602,10 +585,9 @@ def test_a_synchronous_never_ending_thread_update_waits_for_an_abort(
     caller.join(5)
     assert returned and returned[0][0] == S_OK
     assert h.notifies()[-1] == Notify.SIGUPDATE_COMPLETE
-    with h.sink.condition:
-        complete = h.sink.events[-1]
+    complete = h.events[-1]
     assert complete.hresult == E_ABORT
-    assert complete.filetime - h.sink.events[0].filetime == 7_000_000  # 0.2 s + 0.5 s latency
+    assert complete.filetime - h.events[0].filetime == 7_000_000  # 0.2 s + 0.5 s latency
     h.close(returned[0][1])
 
 
@@ -638,13 +620,14 @@ def test_close_from_inside_the_callback_is_refused(native: MakeNative) -> None:
     fake = native("already-current", strict=False)
     answers: list[int] = []
 
-    class ClosingSink(Sink):
-        def put(self, event: Event) -> None:
-            if not answers:
-                answers.append(hr(fake.MpHandleClose(ffi.cast("MPHANDLE", 0x10000010))))
-            super().put(event)
+    def closing(context: int, data: Any) -> int:  # a callback that misbehaves, as C could
+        if not answers:
+            answers.append(hr(fake.MpHandleClose(ffi.cast("MPHANDLE", 0x10000010))))
+        return 0
 
-    h = Harness(fake, ClosingSink())
+    callback = ffi.callback("MPCALLBACK_FUNCTION", closing)
+    h = Harness(fake)
+    h.info.pfnCallbackFunction = callback
     _, update = h.start()
     assert answers == [E_FAIL]
     assert fake.violations == [

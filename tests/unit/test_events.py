@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import datetime, timedelta, timezone
 from typing import Any, Optional
 
@@ -355,7 +354,7 @@ def _event(**changes: Any) -> Event:
         callback_type=6,
         filetime=FT_2026,
     )
-    return dataclasses.replace(base, **changes)
+    return base.replace(**changes)
 
 
 def test_equal_events_compare_and_hash_equal() -> None:
@@ -383,16 +382,25 @@ def test_event_equality_compares_every_field_but_name(field: str, value: object)
     assert _event(**{field: value}) != _event()
 
 
-def test_event_equality_ignores_name() -> None:
-    event = _event()
-    other = _event()
-    object.__setattr__(other, "name", "SOMETHING_ELSE")
-    assert event == other
+def test_event_name_is_derived_from_notify() -> None:
+    assert _event().name == "SIGUPDATE_DOWNLOAD_PROGRESS"
+    assert _event(notify=0x800E).name == "UNKNOWN_0x800E"
+
+
+def test_replace_names_unknown_fields() -> None:
+    with pytest.raises(TypeError, match="unexpected keyword argument 'percentage'"):
+        _event().replace(percentage=1)
 
 
 def test_event_is_frozen() -> None:
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        _event().percent = 1  # type: ignore[misc]
+    event = _event()
+    with pytest.raises(AttributeError, match="cannot assign to field 'percent'"):
+        event.percent = 1
+    with pytest.raises(AttributeError, match="cannot assign to field 'name'"):
+        event.name = "X"  # type: ignore[misc]
+    with pytest.raises(AttributeError, match="cannot delete field 'path'"):
+        del event.path
+    assert event == _event()
 
 
 def test_event_name_cannot_be_passed_in() -> None:
