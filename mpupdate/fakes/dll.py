@@ -30,12 +30,14 @@ What it imitates (BIN/DOC facts from MPCLIENT.md):
   violation.
 - ``MpManagerVersionQuery``: the scenario's versions before, and after a successful update.
 - Notification data is freed (overwritten with 0xDD) right after each callback returns, as MpClient
-  frees it, so a binding that keeps a pointer reads garbage. The poisoned blocks of the latest
-  :data:`QUARANTINE` notifications stay allocated, so such a stale read sees the poison on every
+  frees it, so a binding that keeps a pointer reads garbage. The poisoned memory of the latest
+  :data:`QUARANTINE` notifications stays allocated, so such a stale read sees the poison on every
   platform instead of whatever the allocator put there next.
 
-This class is the one behavioural model of MpClient in the project. How its notifications reach
-the callback is a :class:`DeliveryEngine`: this module's delivers from Python (threads from
+This class is the one behavioural model of MpClient in the project. What an update delivers is
+laid out once per scenario (and PROGRESS option) as a :class:`PreparedPlan`, the bytes exactly as
+the DLL passes them, and shared by every update of that scenario. How its notifications reach the
+callback is a :class:`DeliveryEngine`: this module's delivers from Python (threads from
 :mod:`threading`); :class:`mpupdate.fakes.native.NativeFakeMpClient` plugs in a C library that
 delivers the same prepared notifications from C, also from threads Python never created, and
 whose exports call this model.
@@ -53,14 +55,17 @@ it); ``"timed"`` at the scenario's times on a :class:`~mpupdate.fakes.VirtualClo
 
 from __future__ import annotations
 
+import bisect
 import collections
 import contextlib
 import functools
+import struct
 import threading
-from collections.abc import Iterator, Sequence
+import weakref
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, TypeVar, Union, cast
+from typing import Any, Callable, Literal, Optional, TypeVar, Union, cast
 
 from mpupdate._native import ffi
 from mpupdate.clock import SYSTEM_CLOCK, Clock
@@ -81,6 +86,7 @@ from mpupdate.constants import (
 )
 from mpupdate.errors import failed, to_signed
 from mpupdate.filetime import datetime_to_filetime
+from mpupdate.versions import VersionInfo
 
 from .clock import VirtualClock
 from .scenario import Scenario, ScenarioNotification
@@ -94,6 +100,7 @@ __all__ = [
     "FakeUpdate",
     "FakeViolation",
     "PreparedNotification",
+    "PreparedPlan",
     "prepare_notification",
     "tracking",
 ]
@@ -102,6 +109,8 @@ DELIVERY_MODES = ("immediate", "thread", "timed")
 ABORT_HANDLES = ("manager", "update", "either")
 _POISON = 0xDD
 _POISON_BYTES = bytes([_POISON])
+_ASYNC = int(UpdateOption.ASYNC)
+_PROGRESS = int(UpdateOption.PROGRESS)
 #: How many notifications' poisoned blocks a fake keeps allocated after their callbacks returned.
 QUARANTINE = 1024
 _FIRST_HANDLE = 0x1000_0000
@@ -209,10 +218,14 @@ class FakeUpdate:
     options: int
     context: int
     function: Any = field(repr=False)
-    plan: list[ScenarioNotification] = field(repr=False)
+    plan: Sequence[ScenarioNotification] = field(repr=False)
+    """What this update delivers, in order: START, the scenario's notifications (progress only
+    with the PROGRESS option), COMPLETE if the scenario ends."""
     wall_filetime: int = field(repr=False)
-    prepared: list[PreparedNotification] = field(default_factory=list, repr=False)
-    """The plan as the DLL passes it (the same order), ready to deliver."""
+    """The update's start as a FILETIME: its notifications are stamped this plus their time."""
+    prepared: PreparedPlan = field(repr=False)
+    """The plan as the DLL passes it (the same order), ready to deliver (shared by every update
+    of the scenario with the same PROGRESS option)."""
     start: float = field(default=0.0, repr=False)
     """Virtual monotonic time at which the update started."""
     delivered: list[int] = field(default_factory=list)
@@ -227,7 +240,8 @@ class FakeUpdate:
     worker: Any = field(default=None, repr=False)
     """The delivery engine's handle on the thread delivering this update (thread delivery)."""
     engine_state: Any = field(default=None, repr=False)
-    """Whatever the delivery engine keeps per update (the native one: its stop flag)."""
+    """Whatever the delivery engine keeps per update (this module's: the update's copy of its
+    plan until it ends; the native one's: its stop flag)."""
     timers: list[Any] = field(default_factory=list, repr=False)
 
     @property
@@ -252,75 +266,406 @@ class PreparedNotification:
     path_offset: int
 
 
+_POINTER_SIZE = ffi.sizeof("void *")
+#: The struct (and memoryview) code of a pointer-sized unsigned integer.
+POINTER_CODE: Literal["Q", "I"] = "Q" if _POINTER_SIZE == 8 else "I"
 _CALLBACK_DATA_SIZE = ffi.sizeof("MPCALLBACK_DATA")
 _SIGUPDATE_DATA_SIZE = ffi.sizeof("MPSIGUPDATE_DATA")
+_TIMESTAMP_OFFSET = ffi.offsetof("MPCALLBACK_DATA", "TimeStamp")
+_DATA_POINTER_OFFSET = ffi.offsetof("MPCALLBACK_DATA", "Data")
+_PATH_POINTER_OFFSET = ffi.offsetof("MPSIGUPDATE_DATA", "Path")
+#: Where each notification of a plan's template starts: a multiple of this (MPCALLBACK_DATA's
+#: alignment, that of its uint64_t, on x64 and x86), so its fields can be patched in place.
+_ALIGNMENT = 8
+if (  # what PreparedPlan's layout relies on: true on x64 (sizes 32, 32) and x86 (24, 24)
+    _CALLBACK_DATA_SIZE % _ALIGNMENT
+    or _SIGUPDATE_DATA_SIZE % _ALIGNMENT
+    or _TIMESTAMP_OFFSET % 8
+    or _DATA_POINTER_OFFSET % _POINTER_SIZE
+    or _PATH_POINTER_OFFSET % _POINTER_SIZE
+):
+    raise ImportError("MPCALLBACK_DATA or MPSIGUPDATE_DATA is not laid out in aligned words")
+_DWORD = 0xFFFFFFFF
+_CHARS = ffi.typeof("char[]")
+_VOID_POINTER = ffi.typeof("void *")
+
+
+def struct_layout(ffi_: Any, ctype: str, fields: Sequence[tuple[str, str]]) -> struct.Struct:
+    """A :class:`struct.Struct` laying ``ctype`` out as ``ffi_`` does: each of ``fields``
+    (name, struct code) at its ``offsetof``, native byte order, padding zeroed, ``sizeof`` bytes.
+    """
+    codes = ["="]
+    position = 0
+    for name, code in fields:
+        offset = ffi_.offsetof(ctype, name)
+        if offset > position:
+            codes.append(f"{offset - position}x")
+        codes.append(code)
+        position = offset + struct.calcsize("=" + code)
+    size = ffi_.sizeof(ctype)
+    if size > position:
+        codes.append(f"{size - position}x")
+    packer = struct.Struct("".join(codes))
+    if packer.size != size:  # a field missing from the list
+        raise AssertionError(f"{ctype}: {packer.format} packs {packer.size} bytes, not {size}")
+    return packer
+
+
+#: MPCALLBACK_DATA: Notify, hResult (as its unsigned pattern), TimeStamp, Type, Data (the
+#: pointer, packed as 0).
+_CALLBACK_DATA = struct_layout(
+    ffi,
+    "MPCALLBACK_DATA",
+    [("Notify", "I"), ("hResult", "I"), ("TimeStamp", "Q"), ("Type", "I"), ("Data", POINTER_CODE)],
+)
+#: MPSIGUPDATE_DATA: the five numbers and Path (the pointer, packed as 0).
+_SIGUPDATE_DATA = struct_layout(
+    ffi,
+    "MPSIGUPDATE_DATA",
+    [
+        ("dwPercentComplete", "I"),
+        ("dwTotalUpdates", "I"),
+        ("dwCurrentUpdateIndex", "I"),
+        ("eType", "I"),
+        ("Stage", "I"),
+        ("Path", POINTER_CODE),
+    ],
+)
+
+
+def _encode(item: ScenarioNotification, filetime: int) -> tuple[bytes, int, int]:
+    """``item``'s bytes as the DLL passes them (pointers NULL), stamped ``filetime``, with the
+    offsets of its MPSIGUPDATE_DATA and Path (0 where absent)."""
+    # hResult packed as its unsigned pattern: the same bytes as the int32_t.
+    head = _CALLBACK_DATA.pack(item.notify, item.hresult & _DWORD, filetime, item.callback_type, 0)
+    data = item.data
+    if data is None:
+        return head, 0, 0
+    sig = _SIGUPDATE_DATA.pack(
+        data.percent, data.total_updates, data.current_index, data.update_type, data.stage, 0
+    )
+    if data.path is None:
+        return head + sig, _CALLBACK_DATA_SIZE, 0
+    path = data.path.encode("utf-16-le", "surrogatepass") + b"\0\0"
+    # _CALLBACK_DATA_SIZE: a multiple of the pointer size on x64 and x86.
+    return head + sig + path, _CALLBACK_DATA_SIZE, _CALLBACK_DATA_SIZE + _SIGUPDATE_DATA_SIZE
 
 
 def prepare_notification(item: ScenarioNotification, filetime: int) -> PreparedNotification:
     """``item`` as the DLL would pass it, stamped ``filetime`` (FILETIME ticks, UTC)."""
-    head = ffi.new("MPCALLBACK_DATA *")
-    head.Notify = item.notify
-    head.hResult = to_signed(item.hresult)
-    head.TimeStamp = filetime
-    head.Type = item.callback_type
-    parts = [bytes(ffi.buffer(head))]
-    data_offset = path_offset = 0
-    if item.data is not None:
-        sig = ffi.new("MPSIGUPDATE_DATA *")
-        sig.dwPercentComplete = item.data.percent
-        sig.dwTotalUpdates = item.data.total_updates
-        sig.dwCurrentUpdateIndex = item.data.current_index
-        sig.eType = item.data.update_type
-        sig.Stage = item.data.stage
-        data_offset = _CALLBACK_DATA_SIZE  # a multiple of the pointer size on x64 and x86
-        parts.append(bytes(ffi.buffer(sig)))
-        if item.data.path is not None:
-            path_offset = data_offset + _SIGUPDATE_DATA_SIZE
-            parts.append(item.data.path.encode("utf-16-le", "surrogatepass") + b"\0\0")
-    return PreparedNotification(
-        item.notify, item.hresult, item.at, b"".join(parts), data_offset, path_offset
+    data, data_offset, path_offset = _encode(item, filetime)
+    return PreparedNotification(item.notify, item.hresult, item.at, data, data_offset, path_offset)
+
+
+_T = TypeVar("_T")
+_poisons: dict[int, bytes] = {}
+
+
+def _poison(size: int) -> bytes:
+    """``size`` bytes of poison (shared: a plan's notifications come in few sizes)."""
+    poison = _poisons.get(size)
+    if poison is None:
+        poison = _poisons.setdefault(size, _POISON_BYTES * size)
+    return poison
+
+
+class PreparedPlan:
+    """Everything an update delivers, exactly as MpClient passes it, laid out once.
+
+    Built once per scenario and PROGRESS option (:meth:`for_scenario`; scenarios are immutable)
+    and shared by every update of it, of every fake: ``items`` is the plan (the synthesized START,
+    the scenario's notifications, progress only with the PROGRESS option, then the synthesized
+    COMPLETE if the scenario ends), ``notify``/``hresults``/``at`` its numbers and times.
+
+    ``data`` is the template of the whole plan: notification ``i`` at ``offsets[i]`` (a multiple
+    of 8), ``sizes[i]`` bytes: its MPCALLBACK_DATA, then at ``data_offsets[i]`` (relative to it,
+    0 where absent) its MPSIGUPDATE_DATA, then at ``path_offsets[i]`` the NUL-terminated UTF-16
+    Path, as :class:`PreparedNotification` lays one out. Its TimeStamp (the 8-byte word
+    ``stamp_slots[i]`` of ``data``) holds ``ticks[i]``, its time in FILETIME ticks after the
+    update's start (:meth:`stamped` adds the start); the pointers are NULL: a delivery engine
+    that copies the template points pointer ``pointer_slots[j]`` (an index in pointer-sized
+    words) at its copy's byte ``pointer_targets[j]``. ``poisons[i]`` is ``sizes[i]`` bytes of
+    0xDD; ``completes`` lists the indices of the SIGUPDATE_COMPLETEs (the synthesized one last).
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_memo",
+        "at",
+        "completes",
+        "data",
+        "data_offsets",
+        "hresults",
+        "items",
+        "notify",
+        "offsets",
+        "path_offsets",
+        "pointer_slots",
+        "pointer_targets",
+        "poisons",
+        "sizes",
+        "stamp_slots",
+        "ticks",
     )
+
+    def __init__(self, items: Sequence[ScenarioNotification]) -> None:
+        self.items = tuple(items)
+        self.notify = tuple(item.notify for item in self.items)
+        self.hresults = tuple(item.hresult for item in self.items)
+        self.at = tuple(item.at for item in self.items)
+        self.ticks = tuple(_ticks(at) for at in self.at)
+        self.completes = tuple(
+            i for i, notify in enumerate(self.notify) if notify == Notify.SIGUPDATE_COMPLETE
+        )
+        parts: list[bytes] = []
+        offsets, sizes, data_offsets, path_offsets = [], [], [], []
+        stamp_slots, pointer_slots, pointer_targets = [], [], []
+        paths: dict[str, tuple[bytes, int]] = {}  # path -> its UTF-16, NUL, padding; its size
+        pack_head, pack_sig = _CALLBACK_DATA.pack, _SIGUPDATE_DATA.pack
+        position = 0
+        for item, ticks in zip(self.items, self.ticks):
+            offsets.append(position)
+            stamp_slots.append((position + _TIMESTAMP_OFFSET) // 8)
+            parts.append(  # as _encode() does
+                pack_head(item.notify, item.hresult & _DWORD, ticks, item.callback_type, 0)
+            )
+            data = item.data
+            if data is None:
+                sizes.append(_CALLBACK_DATA_SIZE)  # a multiple of _ALIGNMENT on x64 and x86
+                data_offsets.append(0)
+                path_offsets.append(0)
+                position += _CALLBACK_DATA_SIZE
+                continue
+            parts.append(
+                pack_sig(
+                    data.percent,
+                    data.total_updates,
+                    data.current_index,
+                    data.update_type,
+                    data.stage,
+                    0,
+                )
+            )
+            data_offsets.append(_CALLBACK_DATA_SIZE)
+            pointer_slots.append((position + _DATA_POINTER_OFFSET) // _POINTER_SIZE)
+            pointer_targets.append(position + _CALLBACK_DATA_SIZE)
+            size = _CALLBACK_DATA_SIZE + _SIGUPDATE_DATA_SIZE  # also a multiple of _ALIGNMENT
+            if data.path is None:
+                path_offsets.append(0)
+            else:
+                encoded = paths.get(data.path)
+                if encoded is None:
+                    text = data.path.encode("utf-16-le", "surrogatepass") + b"\0\0"
+                    padding = -len(text) % _ALIGNMENT
+                    encoded = paths[data.path] = (text + bytes(padding), len(text))
+                parts.append(encoded[0])
+                path_offsets.append(size)
+                path_pointer = position + _CALLBACK_DATA_SIZE + _PATH_POINTER_OFFSET
+                pointer_slots.append(path_pointer // _POINTER_SIZE)
+                pointer_targets.append(position + size)
+                position += len(encoded[0])
+                size += encoded[1]
+            sizes.append(size)
+            position += _CALLBACK_DATA_SIZE + _SIGUPDATE_DATA_SIZE
+        self.data = b"".join(parts)
+        self.offsets = tuple(offsets)
+        self.sizes = tuple(sizes)
+        self.data_offsets = tuple(data_offsets)
+        self.path_offsets = tuple(path_offsets)
+        self.stamp_slots = tuple(stamp_slots)
+        self.pointer_slots = tuple(pointer_slots)
+        self.pointer_targets = tuple(pointer_targets)
+        self.poisons = tuple(_poison(size) for size in sizes)
+        self._memo: dict[str, tuple[Any, Any]] = {}
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @classmethod
+    def for_scenario(cls, scenario: Scenario, progress: bool) -> PreparedPlan:
+        """The plan of an update of ``scenario`` started with (``progress``) or without the
+        PROGRESS option: built on first use, then kept as long as the scenario lives."""
+        return derived(scenario, ("plan", progress), lambda: cls(_plan(scenario, progress)))
+
+    def remembered(self, kind: str, key: Any, build: Callable[[], _T]) -> _T:
+        """``build()``, or what it returned last time for ``kind`` if that was for ``key``: one
+        entry per kind, for what delivery engines derive from the plan per update start time."""
+        entry = self._memo.get(kind)
+        if entry is not None and entry[0] == key:
+            return cast(_T, entry[1])
+        value = build()
+        self._memo[kind] = (key, value)  # one assignment: a racing thread sees old or new
+        return value
+
+    def stamped(self, filetime: int) -> bytes:
+        """:attr:`data` with each TimeStamp moved to ``filetime`` (the update's start) plus its
+        ticks: every notification's bytes as the DLL passes them, pointers NULL."""
+        return self.remembered("stamped", filetime, lambda: self._stamp(filetime))
+
+    def _stamp(self, filetime: int) -> bytes:
+        data = bytearray(self.data)
+        stamps = memoryview(data).cast("Q")
+        for slot, ticks in zip(self.stamp_slots, self.ticks):
+            stamps[slot] = filetime + ticks
+        stamps.release()
+        return bytes(data)
+
+
+#: What derived() made, by (id(source), kind), with a weak reference to its source.
+_derived: dict[tuple[int, Hashable], tuple[Any, Any]] = {}
+
+
+def derived(source: object, kind: Hashable, build: Callable[[], _T]) -> _T:
+    """``build()``, made once per ``kind`` for the immutable ``source`` (a Scenario) and kept
+    while ``source`` lives, for every fake that uses it. Looked up by identity: hashing a
+    scenario would cost more than its plan. (Made anew each time for a ``source`` that cannot
+    be referenced weakly.)"""
+    key = (id(source), kind)
+    entry = _derived.get(key)
+    if entry is not None and entry[0]() is source:
+        return cast(_T, entry[1])
+    value = build()
+
+    def forget(ref: Any, key: tuple[int, Hashable] = key) -> None:
+        if _derived.get(key, (None,))[0] is ref:
+            _derived.pop(key, None)
+
+    try:
+        reference = weakref.ref(source, forget)
+    except TypeError:
+        return value
+    _derived[key] = (reference, value)
+    return value
+
+
+_VERSION_INFO_SIZE = ffi.sizeof("MPVERSION_INFO")
+
+
+def _version_bytes(versions: VersionInfo) -> bytes:
+    """``versions`` as MpManagerVersionQuery fills an MPVERSION_INFO (reserved part zeroed)."""
+    info = ffi.new("MPVERSION_INFO *")
+    versions.to_struct(info)
+    return bytes(ffi.buffer(info))
+
+
+def _plan(scenario: Scenario, progress: bool) -> list[ScenarioNotification]:
+    """What an update delivers: START, the filtered middle, COMPLETE (if it ends)."""
+    plan = [ScenarioNotification(0.0, int(Notify.SIGUPDATE_START))]
+    for item in scenario.notifications:
+        if item.notify in PROGRESS_NOTIFICATIONS and not progress:
+            continue  # MpClient drops progress without the PROGRESS option [BIN]
+        plan.append(item)
+    complete = scenario.complete
+    if complete is not None:
+        plan.append(
+            ScenarioNotification(complete.at, int(Notify.SIGUPDATE_COMPLETE), complete.hresult)
+        )
+    return plan
+
+
+class _Block:
+    """An update's notifications, copied from its plan's template into one allocation."""
+
+    __slots__ = ("base", "memory", "size")
+
+    def __init__(self, memory: Any, size: int) -> None:
+        self.memory = memory
+        self.base = ffi.cast(_VOID_POINTER, memory)  # byte arithmetic: base + offset
+        self.size = size
 
 
 class DeliveryEngine:
     """How prepared notifications reach an update's callback; the model decides which and when.
 
-    This one delivers from Python: a block per notification (``ffi.new``), the callback called
-    through its function pointer, the block poisoned as soon as it returns (the latest
-    :data:`QUARANTINE` stay allocated), and :class:`threading.Thread` workers.
+    The model hands it an update whose :attr:`FakeUpdate.prepared` plan is set (:meth:`start`),
+    then asks it to deliver ranges of that plan (:meth:`deliver`), and a notification outside the
+    plan (an abort's COMPLETE, :meth:`deliver_extra`); :meth:`finish` says the update has ended.
+
+    This one delivers from Python: at the start, the plan's bytes are copied into one allocation
+    (``ffi.new``) and its pointers set; each notification is handed to the callback through its
+    function pointer, and its bytes are poisoned (0xDD) as soon as the callback returns, as
+    MpClient frees them then. Once the update has ended, its allocation stays in a quarantine until
+    :data:`QUARANTINE` later notifications have joined it, so a stale pointer reads the poison.
+    Worker threads are :class:`threading.Thread`.
     """
 
     def __init__(self) -> None:
-        self._quarantine: collections.deque[Any] = collections.deque(maxlen=QUARANTINE)
+        self._quarantine: collections.deque[_Block] = collections.deque()
+        self._quarantined = 0  # notifications in the quarantine's blocks
+        self._quarantine_lock = threading.Lock()
 
     def start(self, update: FakeUpdate) -> None:
         """Called once an update is set up, before anything is delivered."""
+        update.engine_state = self._copy(update)
 
-    def deliver(
-        self, update: FakeUpdate, items: Sequence[PreparedNotification], stoppable: bool
-    ) -> int:
-        """Deliver ``items`` in order on this thread; returns how many were delivered.
+    @staticmethod
+    def _copy(update: FakeUpdate) -> _Block:
+        """The update's plan, stamped, copied into one new allocation, its pointers set."""
+        plan = update.prepared
+        data = plan.stamped(update.wall_filetime)
+        memory = ffi.new(_CHARS, data)  # the bytes copied
+        if plan.pointer_slots:
+            address = int(ffi.cast("uintptr_t", memory))
+            pointers = memoryview(ffi.buffer(memory))[: len(data)].cast(POINTER_CODE)
+            for slot, target in zip(plan.pointer_slots, plan.pointer_targets):
+                pointers[slot] = address + target
+        return _Block(memory, len(plan))
 
-        With ``stoppable``, stop before any item but the first once the update is aborted.
-        """
+    def deliver(self, update: FakeUpdate, start: int, end: int, stoppable: bool) -> int:
+        """Deliver plan items ``start`` to ``end`` (excluded) in order on this thread; returns
+        how many were delivered. With ``stoppable``, stop before any item but the first once
+        the update is aborted."""
+        block = update.engine_state
+        if block is None:  # the update ended on another thread while this one handed START over
+            block = self._copy(update)
+            self._keep(block)
+        plan = update.prepared
+        base = block.base
+        function = update.function
+        context = update.context
+        memmove = ffi.memmove
+        items = zip(plan.offsets[start:end], plan.poisons[start:end], plan.sizes[start:end])
         count = 0
-        for item in items:
-            if count and stoppable and update.abort_event.is_set():
-                break
-            size = len(item.data)
-            block = ffi.new("char[]", size)
-            ffi.memmove(block, item.data, size)
-            data = ffi.cast("MPCALLBACK_DATA *", block)
-            if item.data_offset:
-                sig = ffi.cast("MPSIGUPDATE_DATA *", block + item.data_offset)
-                data.Data.pSigUpdateData = sig
-                if item.path_offset:
-                    sig.Path = ffi.cast("uint16_t *", block + item.path_offset)
-            update.function(update.context, data)
-            ffi.memmove(block, _POISON_BYTES * size, size)  # MpClient frees it now
-            self._quarantine.append(block)
+        for offset, poison, size in items:
+            pointer = base + offset
+            function(context, pointer)
+            memmove(pointer, poison, size)  # MpClient frees it now
             count += 1
+            if stoppable and update.aborted:  # stop before the next
+                break
         return count
+
+    def deliver_extra(self, update: FakeUpdate, item: PreparedNotification) -> int:
+        """Deliver ``item``, which is not in the update's plan, on this thread; returns 1."""
+        size = len(item.data)
+        memory = ffi.new(_CHARS, item.data)
+        data = ffi.cast("MPCALLBACK_DATA *", memory)
+        if item.data_offset:
+            sig = ffi.cast("MPSIGUPDATE_DATA *", memory + item.data_offset)
+            data.Data.pSigUpdateData = sig
+            if item.path_offset:
+                sig.Path = ffi.cast("uint16_t *", memory + item.path_offset)
+        update.function(update.context, data)
+        ffi.memmove(memory, _poison(size), size)  # MpClient frees it now
+        self._keep(_Block(memory, 1))
+        return 1
+
+    def finish(self, update: FakeUpdate) -> None:
+        """``update``'s COMPLETE has been delivered: what :meth:`start` made may go (a START
+        that another thread was handing over meanwhile is delivered from a copy of its own)."""
+        block = update.engine_state
+        update.engine_state = None
+        if isinstance(block, _Block):
+            self._keep(block)
+
+    def _keep(self, block: _Block) -> None:
+        """Quarantine a delivered block: it stays allocated (poisoned) while it holds one of the
+        latest QUARANTINE notifications."""
+        with self._quarantine_lock:
+            self._quarantine.append(block)
+            self._quarantined += block.size
+            while self._quarantined - self._quarantine[0].size >= QUARANTINE:
+                self._quarantined -= self._quarantine.popleft().size
 
     def abort(self, update: FakeUpdate) -> None:
         """The update was aborted: a running delivery stops before its next item."""
@@ -596,22 +941,22 @@ class FakeMpClient:
             return self._log("MpUpdateStart", args, E_INVALIDARG)
         if failed(self.scenario.start_hresult):
             return self._log("MpUpdateStart", args, self.scenario.start_hresult)
-        asynchronous = bool(options & UpdateOption.ASYNC)
+        asynchronous = bool(options & _ASYNC)
         if self.scenario.complete is None and not asynchronous and self.delivery != "thread":
             self._log("MpUpdateStart", args, None)
             raise FakeHang.for_scenario(self.scenario.name)
-        plan = self._plan(options)
-        wall_filetime = self._base_filetime + _ticks(self.virtual_clock.monotonic())
+        prepared = self._plan(options)
+        start = self.virtual_clock.monotonic()
         update = FakeUpdate(
             handle=0,
             manager=manager.value,
             options=options,
             context=int(pCallbackInfo.CallbackContext),
             function=function,
-            plan=plan,
-            wall_filetime=wall_filetime,
-            prepared=[prepare_notification(i, wall_filetime + _ticks(i.at)) for i in plan],
-            start=self.virtual_clock.monotonic(),
+            plan=prepared.items,
+            wall_filetime=self._base_filetime + _ticks(start),
+            prepared=prepared,
+            start=start,
         )
         update.handle = self._new_handle("update", update)
         self._engine.start(update)
@@ -758,33 +1103,32 @@ class FakeMpClient:
             return self._log("MpManagerVersionQuery", args, E_INVALIDARG)
         with self._lock:
             versions = self._versions
-        versions.to_struct(pInfo)
+        ffi.memmove(pInfo, self._version_bytes(versions), _VERSION_INFO_SIZE)
         return self._log("MpManagerVersionQuery", args, S_OK)
+
+    def _version_bytes(self, versions: VersionInfo) -> bytes:
+        """``versions`` as an MPVERSION_INFO: made once per scenario for each of its two."""
+        scenario = self.scenario
+        for which in ("versions_before", "versions_after"):
+            if versions is getattr(scenario, which):
+                return derived(scenario, which, lambda: _version_bytes(versions))
+        return _version_bytes(versions)
 
     # -- running an update ---------------------------------------------------------------------
 
-    def _plan(self, options: int) -> list[ScenarioNotification]:
+    def _plan(self, options: int) -> PreparedPlan:
         """What this update will deliver: START, the filtered middle, COMPLETE (if it ends)."""
-        plan = [ScenarioNotification(0.0, int(Notify.SIGUPDATE_START))]
-        for item in self.scenario.notifications:
-            if item.notify in PROGRESS_NOTIFICATIONS and not options & UpdateOption.PROGRESS:
-                continue  # MpClient drops progress without the PROGRESS option [BIN]
-            plan.append(item)
-        complete = self.scenario.complete
-        if complete is not None:
-            plan.append(
-                ScenarioNotification(complete.at, int(Notify.SIGUPDATE_COMPLETE), complete.hresult)
-            )
-        return plan
+        return PreparedPlan.for_scenario(self.scenario, bool(options & _PROGRESS))
 
     def _run(self, update: FakeUpdate) -> None:
         """Deliver the plan in order on this thread (immediate and thread modes)."""
-        plan = update.prepared
+        total = len(update.prepared)
+        thread = self.delivery == "thread"
         index = 0
         passed_hold = False
-        while index < len(plan) and not update.abort_event.is_set() and not update.completed:
-            end = len(plan)
-            hold = self._hold_index if self.delivery == "thread" else None
+        while index < total and not update.abort_event.is_set() and not update.completed:
+            end = total
+            hold = self._hold_index if thread else None
             if hold is not None and not passed_hold and hold >= index:
                 if hold == index:
                     passed_hold = True
@@ -796,11 +1140,11 @@ class FakeMpClient:
                 self.before_notify(update, index, update.plan[index])
                 if update.abort_event.is_set():
                     break
-            delivered = self._deliver(update, plan[index:end])
+            delivered = self._deliver(update, index, end)
             if delivered == 0:
                 break
             index += delivered
-        if self.delivery == "thread" and not update.completed:
+        if thread and not update.completed:
             update.abort_event.wait()  # a never-ending update runs until aborted
         if update.abort_event.is_set():
             # The worker cannot tell a close from an ABORT: it ends the update as ABORT does.
@@ -808,54 +1152,64 @@ class FakeMpClient:
         if self.delivery != "timed":  # keep virtual time (and the next update's stamps) moving
             self.virtual_clock.advance_to(update.start + update.last_at)
 
-    def _deliver(self, update: FakeUpdate, items: Sequence[PreparedNotification]) -> int:
-        """Deliver ``items`` through the engine, keeping the update's record; returns how many.
+    def _deliver(self, update: FakeUpdate, start: int, end: int) -> int:
+        """Deliver plan items ``start`` to ``end`` (excluded) through the engine, keeping the
+        update's record; returns how many.
 
         A COMPLETE goes alone, its record kept before the callback sees it: the client may ask
         for the versions as soon as it does. START is recorded (once) as it is handed over, so an
         abort from another thread cannot send it again. The others go in runs, recorded after.
         """
-        done = 0
-        while done < len(items):
-            if done and update.abort_event.is_set():
+        plan = update.prepared
+        completes = plan.completes
+        done = start
+        while done < end:
+            if done > start and update.abort_event.is_set():
                 break
-            end = done + 1
-            if items[done].notify != Notify.SIGUPDATE_COMPLETE:
-                while end < len(items) and items[end].notify != Notify.SIGUPDATE_COMPLETE:
-                    end += 1
-            batch = items[done:end]
-            complete = batch[0].notify == Notify.SIGUPDATE_COMPLETE
+            complete = done in completes
+            stop = done + 1  # a COMPLETE goes alone, the others up to the next COMPLETE
+            if not complete:
+                later = bisect.bisect_right(completes, done)
+                stop = completes[later] if later < len(completes) else end
+                stop = min(stop, end)
             with self._lock:
                 if update.completed:
                     break
-                recorded = 0  # how many of the batch are on the record already
-                if update.prepared and batch[0] is update.prepared[0]:
+                recorded = 0  # how many of the run are on the record already
+                if done == 0:
                     if update.start_sent:  # an early abort sent it already, from another thread
                         done += 1
                         continue
                     update.start_sent = True  # recorded now, so it stays first on the record
-                    update.delivered.append(batch[0].notify)
+                    update.delivered.append(plan.notify[0])
                     recorded = 1
                 if complete:
-                    update.completed = True
-                    update.complete_hresult = batch[0].hresult
-                    if batch[0].hresult == S_OK:
-                        self._versions = self.scenario.versions_after
-                    update.delivered.append(batch[0].notify)
-                    update.last_at = max(update.last_at, batch[0].at)
+                    self._record_complete(update, plan.notify[done], plan.hresults[done])
+                    update.last_at = max(update.last_at, plan.at[done])
             self._local.depth = getattr(self._local, "depth", 0) + 1
             try:
-                count = self._engine.deliver(update, batch, stoppable=not complete)
+                count = self._engine.deliver(update, done, stop, stoppable=not complete)
             finally:
                 self._local.depth -= 1
-            if not complete and count > recorded:
+            if complete:
+                if count:
+                    self._engine.finish(update)
+            elif count > recorded:
                 with self._lock:
-                    update.delivered.extend(item.notify for item in batch[recorded:count])
-                    update.last_at = max(update.last_at, *(item.at for item in batch[:count]))
+                    update.delivered.extend(plan.notify[done + recorded : done + count])
+                    update.last_at = max(update.last_at, *plan.at[done : done + count])
             done += count
-            if count < len(batch):
+            if done < stop:
                 break
-        return done
+        return done - start
+
+    def _record_complete(self, update: FakeUpdate, notify: int, hresult: int) -> None:
+        """Put a COMPLETE on the update's record (under the lock, before it is delivered)."""
+        update.completed = True
+        update.complete_hresult = hresult
+        if hresult == S_OK:
+            self._versions = self.scenario.versions_after
+        update.delivered.append(notify)
 
     def _schedule(self, update: FakeUpdate) -> None:
         """Put each notification on the virtual clock at its time (timed mode)."""
@@ -868,7 +1222,7 @@ class FakeMpClient:
     def _timed(self, update: FakeUpdate, index: int, item: ScenarioNotification) -> None:
         if self.before_notify is not None:
             self.before_notify(update, index, item)
-        self._deliver(update, update.prepared[index : index + 1])
+        self._deliver(update, index, index + 1)
 
     def _abort(self, update: FakeUpdate, now: bool = False) -> None:
         """End a running update with COMPLETE(E_ABORT): soon (ABORT) or before returning (close)."""
@@ -910,6 +1264,17 @@ class FakeMpClient:
     def _emit_abort_complete(self, update: FakeUpdate, at: float) -> None:
         # Aborted before it began: MpClient still sends START first (once: the worker may be
         # handing it over right now, which _deliver settles under the lock).
-        self._deliver(update, update.prepared[:1])
+        self._deliver(update, 0, 1)
         item = ScenarioNotification(at, int(Notify.SIGUPDATE_COMPLETE), E_ABORT)
-        self._deliver(update, [prepare_notification(item, update.wall_filetime + _ticks(at))])
+        prepared = prepare_notification(item, update.wall_filetime + _ticks(at))
+        with self._lock:
+            if update.completed:
+                return
+            self._record_complete(update, prepared.notify, prepared.hresult)
+            update.last_at = max(update.last_at, at)
+        self._local.depth = getattr(self._local, "depth", 0) + 1
+        try:
+            self._engine.deliver_extra(update, prepared)
+        finally:
+            self._local.depth -= 1
+        self._engine.finish(update)

@@ -108,7 +108,11 @@ def _default_versions() -> VersionInfo:
 
 @dataclass(frozen=True)
 class Scenario:
-    """A validated scenario. Build one with :meth:`load`, :meth:`loads` or :meth:`from_dict`."""
+    """A validated scenario. Build one with :meth:`load`, :meth:`loads` or :meth:`from_dict`.
+
+    Immutable (as are its parts), so the fakes lay its notifications out as the DLL passes them
+    once (:class:`~mpupdate.fakes.dll.PreparedPlan`) and reuse that for every update of it.
+    """
 
     name: str
     description: str = ""

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import gc
 import threading
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable, Union
 
 import pytest
 
-from mpupdate._native import ffi, unregister
+from mpupdate._native import ffi
 from mpupdate.constants import (
     E_ABORT,
     E_FAIL,
     E_HANDLE,
     E_INVALIDARG,
     ERROR_INVALID_OPERATION,
+    PROGRESS_NOTIFICATIONS,
     S_FALSE,
     S_OK,
     Control,
@@ -33,6 +36,7 @@ from mpupdate.fakes import (
     ScenarioNotification,
     VirtualClockStall,
 )
+from mpupdate.fakes.dll import QUARANTINE, PreparedPlan
 from mpupdate.fakes.session import RawSession
 
 ASYNC_PROGRESS = int(UpdateOption.ASYNC | UpdateOption.PROGRESS)
@@ -97,7 +101,7 @@ def test_update_start_argument_checks(harness_for: HarnessFor) -> None:
     assert hr(fake.MpUpdateStart(ffi.NULL, ASYNC_PROGRESS, h.info, out)) == E_INVALIDARG  # [BIN]
     two_sources = ASYNC_PROGRESS | UpdateOption.HTTP | UpdateOption.UNC
     assert hr(fake.MpUpdateStart(h.manager, two_sources, h.info, out)) == E_INVALIDARG
-    assert h.sink.events == type(h.sink.events)()  # nothing was delivered
+    assert h.events == type(h.events)()  # nothing was delivered
     assert fake.updates == []
     h.close()
 
@@ -145,7 +149,7 @@ def test_start_and_complete_are_synthesized_around_the_scenario(harness_for: Har
         Notify.SIGUPDATE_REQUEST_PROCESSED,
         Notify.SIGUPDATE_COMPLETE,
     ]
-    first, last = h.sink.events[0], h.sink.events[-1]
+    first, last = h.events[0], h.events[-1]
     assert (first.hresult, first.has_data) == (S_OK, False)
     assert (last.hresult, last.has_data) == (S_FALSE, False)
     h.close(update)
@@ -170,8 +174,8 @@ def test_synchronous_start_returns_s_ok_even_when_the_update_fails(
     h = harness_for("network-failure", delivery=delivery)
     result, update = h.start(int(UpdateOption.PROGRESS))  # no ASYNC: returns when finished
     assert result == S_OK
-    assert h.sink.events[-1].notify == Notify.SIGUPDATE_COMPLETE
-    assert h.sink.events[-1].hresult == 0x80072EFD
+    assert h.events[-1].notify == Notify.SIGUPDATE_COMPLETE
+    assert h.events[-1].hresult == 0x80072EFD
     h.close(update)
 
 
@@ -180,7 +184,7 @@ def test_start_failure_from_the_scenario_delivers_nothing(harness_for: HarnessFo
     result, update = h.start()
     assert result == 0x80070005
     assert update == ffi.NULL
-    assert list(h.sink.events) == []
+    assert list(h.events) == []
     h.close()
 
 
@@ -219,7 +223,7 @@ def test_abort_wants_the_manager_handle_like_the_shipped_dll(harness_for: Harnes
     assert clock.next_deadline() == pytest.approx(0.5)  # abort_latency of the scenario
     clock.advance(0.5)
     assert h.notifies() == [Notify.SIGUPDATE_START, Notify.SIGUPDATE_COMPLETE]
-    assert h.sink.events[-1].hresult == E_ABORT
+    assert h.events[-1].hresult == E_ABORT
     h.close(update)
 
 
@@ -247,9 +251,9 @@ def test_timed_delivery_follows_the_virtual_clock(harness_for: HarnessFor) -> No
 def test_timestamps_are_filetimes_of_the_scenario_times(harness_for: HarnessFor) -> None:
     h = harness_for("already-current")
     _, update = h.start()
-    base = h.sink.events[0].filetime
+    base = h.events[0].filetime
     assert base == 134_116_992_000_000_000  # 2026-01-01T00:00:00Z
-    assert [e.filetime - base for e in h.sink.events] == [
+    assert [e.filetime - base for e in h.events] == [
         0,
         2_000_000,
         15_000_000,
@@ -263,10 +267,10 @@ def test_closing_a_running_update_aborts_it_and_delivers_complete(harness_for: H
     h = harness_for("cancelled", delivery="timed")
     _, update = h.start()
     h.backend.virtual_clock.advance(100)
-    delivered = len(h.sink.events)
+    delivered = len(h.events)
     assert hr(h.backend.MpHandleClose(update)) == S_OK
-    assert len(h.sink.events) == delivered + 1
-    assert (h.sink.events[-1].notify, h.sink.events[-1].hresult) == (
+    assert len(h.events) == delivered + 1
+    assert (h.events[-1].notify, h.events[-1].hresult) == (
         Notify.SIGUPDATE_COMPLETE,
         E_ABORT,
     )
@@ -283,7 +287,7 @@ def test_closing_a_never_ending_thread_update_wakes_and_joins_its_worker(
     assert worker is not None
     assert hr(h.backend.MpHandleClose(update)) == S_OK
     assert not worker.is_alive()
-    assert h.sink.events[-1].hresult == E_ABORT
+    assert h.events[-1].hresult == E_ABORT
     h.close()
 
 
@@ -367,7 +371,7 @@ def test_closing_the_manager_before_its_updates_is_a_violation(harness_for: Harn
     assert "still open" in h.backend.violations[0]
     h.backend.violations.clear()
     h.backend.MpHandleClose(update)
-    unregister(h.token)
+    h.unregister()
 
 
 def test_notification_data_is_freed_after_the_callback_returns() -> None:
@@ -393,6 +397,153 @@ def test_notification_data_is_freed_after_the_callback_returns() -> None:
     assert kept[3].Data.pSigUpdateData != ffi.NULL
     fake.MpHandleClose(out[0])
     fake.MpHandleClose(manager)
+
+
+class Recorder:
+    """A binding that copies what it is given, and notes where it was (to look again later)."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[int, int, str]] = []  # Notify, TimeStamp, Path
+        self.where: list[tuple[int, int, int, int]] = []  # data, sig, path address; path bytes
+        self.stale: list[bool] = []  # whether the previous notification read poison already
+
+    def __call__(self, context: int, data: Any) -> int:
+        if self.where:
+            self.stale.append(poisoned(*self.where[-1]))
+        sig = data.Data.pSigUpdateData
+        path = sig.Path if sig != ffi.NULL else ffi.NULL
+        text = read_utf16(path) or ""
+        self.seen.append((int(data.Notify), int(data.TimeStamp), text))
+        data_at, sig_at, path_at = (int(ffi.cast("uintptr_t", p)) for p in (data, sig, path))
+        self.where.append((data_at, sig_at, path_at, 2 * len(text) + 2 if path_at else 0))
+        return 0
+
+
+def poisoned(data: int, sig: int, path: int, path_size: int) -> bool:
+    """Whether a notification's MPCALLBACK_DATA, MPSIGUPDATE_DATA and Path all read 0xDD."""
+    parts = [bytes(ffi.buffer(ffi.cast("MPCALLBACK_DATA *", data)))]
+    if sig:
+        parts.append(bytes(ffi.buffer(ffi.cast("MPSIGUPDATE_DATA *", sig))))
+    if path:
+        parts.append(bytes(ffi.buffer(ffi.cast("char *", path), path_size)))
+    return set(b"".join(parts)) == {0xDD}
+
+
+def run_update(fake: FakeMpClient, recorder: Recorder, options: int = ASYNC_PROGRESS) -> None:
+    """One update on ``fake``, start to close, its notifications going to ``recorder``."""
+    callback = ffi.callback("MPCALLBACK_FUNCTION", recorder)
+    info = ffi.new("MPCALLBACK_INFO *")
+    info.pfnCallbackFunction = callback
+    out = ffi.new("MPHANDLE *")
+    assert hr(fake.MpManagerOpen(0, out)) == S_OK
+    manager = out[0]
+    assert hr(fake.MpUpdateStart(manager, options, info, out)) == S_OK
+    if fake.delivery == "timed":
+        fake.virtual_clock.run_until(lambda: fake.updates[-1].completed)
+    elif fake.delivery == "thread":
+        fake.updates[-1].worker.join(10)  # to the end: closing it earlier would abort it
+    assert hr(fake.MpHandleClose(out[0])) == S_OK  # joins the worker in thread mode
+    assert hr(fake.MpHandleClose(manager)) == S_OK
+
+
+@pytest.mark.parametrize("delivery", ["immediate", "thread", "timed"])
+def test_each_notification_is_poisoned_as_soon_as_its_callback_returns(delivery: str) -> None:
+    fake = FakeMpClient("updated", delivery=delivery)
+    recorder = Recorder()
+    run_update(fake, recorder)
+    assert len(recorder.seen) == 16
+    assert recorder.seen[4][2].endswith("am_delta_patch_1.419.135.0.exe")  # DOWNLOAD_START's
+    # Each was poisoned before the next was delivered, data, MPSIGUPDATE_DATA and path alike,
+    assert recorder.stale == [True] * 15
+    # and all still read the poison: they stay allocated (quarantined), as the docs promise.
+    assert all(poisoned(*where) for where in recorder.where)
+    fake.assert_clean()
+
+
+def test_updates_of_one_scenario_share_its_plan_and_carry_their_own_times() -> None:
+    fake = FakeMpClient("updated")
+    first, second = Recorder(), Recorder()
+    run_update(fake, first)
+    run_update(fake, second)
+    assert fake.updates[0].prepared is fake.updates[1].prepared  # built once
+    other = FakeMpClient("updated")
+    again = Recorder()
+    run_update(other, again)
+    assert other.updates[0].prepared is fake.updates[0].prepared  # shared by every fake
+    assert again.seen == first.seen  # the same start, the same stamps
+    # The second update starts where the first ended (its COMPLETE at 8.4 s): same notifications,
+    # same paths, every stamp 8.4 s later.
+    assert [(n, p) for n, _, p in second.seen] == [(n, p) for n, _, p in first.seen]
+    assert [b[1] - a[1] for a, b in zip(first.seen, second.seen)] == [84_000_000] * 16
+    # Without PROGRESS the plan differs: no progress, the stamps of the others unchanged.
+    quiet = Recorder()
+    run_update(FakeMpClient("updated"), quiet, options=int(UpdateOption.ASYNC))
+    assert quiet.seen == [s for s in first.seen if s[0] not in PROGRESS_NOTIFICATIONS]
+
+
+def test_a_scenario_s_plan_goes_with_the_scenario() -> None:
+    scenario = Scenario("short-lived", notifications=(ScenarioNotification(0.5, 0x8005),))
+    plan = weakref.ref(PreparedPlan.for_scenario(scenario, True))
+    assert PreparedPlan.for_scenario(scenario, True) is plan()
+    assert PreparedPlan.for_scenario(scenario, False) is not plan()
+    del scenario
+    gc.collect()
+    assert plan() is None
+
+
+def test_the_quarantine_keeps_the_latest_notifications_allocated_and_lets_older_go() -> None:
+    fake = FakeMpClient("updated")
+    recorders = [Recorder() for _ in range(QUARANTINE // 16 + 8)]
+    for recorder in recorders:
+        run_update(fake, recorder)
+    engine: Any = fake._engine
+    kept = [block.size for block in engine._quarantine]
+    assert sum(kept) >= QUARANTINE > sum(kept[1:])  # the latest QUARANTINE, no more
+    latest = [where for recorder in recorders for where in recorder.where][-QUARANTINE:]
+    assert all(poisoned(*where) for where in latest)
+
+
+def test_a_delivery_after_its_update_ended_elsewhere_comes_from_a_copy_of_its_own() -> None:
+    # As when another thread ends the update (an abort's COMPLETE) while this one hands START
+    # over: the engine has released the update's memory, and delivers from a fresh copy.
+    fake = FakeMpClient("updated", delivery="timed")
+    recorder = Recorder()
+    callback = ffi.callback("MPCALLBACK_FUNCTION", recorder)
+    info = ffi.new("MPCALLBACK_INFO *")
+    info.pfnCallbackFunction = callback
+    out = ffi.new("MPHANDLE *")
+    fake.MpManagerOpen(0, out)
+    manager = out[0]
+    assert hr(fake.MpUpdateStart(manager, ASYNC_PROGRESS, info, out)) == S_OK
+    update = fake.updates[0]
+    fake._engine.finish(update)
+    assert update.engine_state is None
+    fake.virtual_clock.run_until(lambda: update.completed)
+    assert len(recorder.seen) == 16 and recorder.seen[4][2].endswith(".exe")
+    assert recorder.stale == [True] * 15
+    assert all(poisoned(*where) for where in recorder.where)
+    fake.MpHandleClose(out[0])
+    fake.MpHandleClose(manager)
+    fake.assert_clean()
+
+
+def test_a_complete_inside_the_plan_goes_alone_and_ends_the_update() -> None:
+    # Loading refuses a COMPLETE among the notifications; a Scenario built in code may hold one.
+    items = (
+        ScenarioNotification(0.1, 0x8005),
+        ScenarioNotification(0.2, int(Notify.SIGUPDATE_COMPLETE), E_FAIL),
+        ScenarioNotification(0.3, 0x8006),
+    )
+    fake = FakeMpClient(Scenario("early-end", notifications=items))
+    recorder = Recorder()
+    run_update(fake, recorder)
+    assert [n for n, _, _ in recorder.seen] == [
+        Notify.SIGUPDATE_START,
+        0x8005,
+        Notify.SIGUPDATE_COMPLETE,
+    ]
+    assert fake.updates[0].complete_hresult == E_FAIL
+    assert fake.updates[0].delivered == [n for n, _, _ in recorder.seen]
 
 
 def test_error_message_is_utf16_and_must_be_freed_with_mp_free_memory(

@@ -36,7 +36,6 @@ import os
 import threading
 import warnings
 import weakref
-from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
@@ -46,11 +45,14 @@ from mpupdate.backends import EXPORTS, DllBackend, MpClientOverrideWarning
 from mpupdate.errors import to_signed
 
 from ..dll import (
+    POINTER_CODE,
     DeliveryEngine,
     FakeHang,
     FakeMpClient,
     FakeUpdate,
     PreparedNotification,
+    PreparedPlan,
+    struct_layout,
 )
 from ..scenario import Scenario
 from .build import NativeFakeBuildError, build_native_fake
@@ -250,37 +252,97 @@ def native_library(
 
 class NativeEngine(DeliveryEngine):
     """Delivers through the library: C copies each prepared notification into one allocation,
-    calls the callback and frees the block; threads are the library's."""
+    calls the callback and frees the block; threads are the library's.
+
+    The ``mpfake_notification`` array C delivers from is made once per plan and update start
+    time (:meth:`PreparedPlan.remembered`), so updates of one scenario share it, and a delivery is
+    one call into the library."""
 
     def __init__(self, library: NativeLibrary) -> None:
         super().__init__()
         self._library = library
-
-    def start(self, update: FakeUpdate) -> None:
-        update.engine_state = self._library.ffi.new("int32_t *")  # the stop flag C reads
-
-    def deliver(
-        self, update: FakeUpdate, items: Sequence[PreparedNotification], stoppable: bool
-    ) -> int:
-        ffi = self._library.ffi
-        array = ffi.new("mpfake_notification[]", len(items))
-        keep = []
-        for target, item in zip(array, items):
-            data = ffi.from_buffer("uint8_t[]", item.data)
-            keep.append(data)
-            target.bytes = data
-            target.size = len(item.data)
-            target.data_offset = item.data_offset
-            target.path_offset = item.path_offset
-        function = int(binding_ffi.cast("uintptr_t", update.function))
-        stop = update.engine_state if stoppable else ffi.NULL
-        return int(
-            self._library.lib.mpfake_deliver(function, update.context, array, len(items), stop)
+        ffi = library.ffi
+        self._item_size = ffi.sizeof("mpfake_notification")
+        self._bytes_offset = ffi.offsetof("mpfake_notification", "bytes")
+        self._item = struct_layout(
+            ffi,
+            "mpfake_notification",
+            [("bytes", POINTER_CODE), ("size", "I"), ("data_offset", "I"), ("path_offset", "I")],
         )
 
+    def start(self, update: FakeUpdate) -> None:
+        stop = self._library.ffi.new("int32_t *")  # the stop flag C reads
+        function = int(binding_ffi.cast("uintptr_t", update.function))
+        update.engine_state = _NativeState(stop, self._items_for(update), function)
+
+    def _items_for(self, update: FakeUpdate) -> _NativeItems:
+        plan = update.prepared
+        filetime = update.wall_filetime
+        return plan.remembered(
+            "native", (self._library, filetime), lambda: self._items(plan, filetime)
+        )
+
+    def _items(self, plan: PreparedPlan, filetime: int) -> _NativeItems:
+        """The plan stamped ``filetime``, as the array of mpfake_notification C delivers from."""
+        ffi = self._library.ffi
+        layout = plan.remembered("native layout", self._library, lambda: self._layout(plan))
+        data = plan.stamped(filetime)
+        buffer = ffi.from_buffer("uint8_t[]", data)  # C only reads it
+        address = int(ffi.cast("uintptr_t", buffer))
+        array = ffi.new("mpfake_notification[]", len(plan))
+        ffi.memmove(array, layout, len(layout))
+        pointers = memoryview(ffi.buffer(array)).cast(POINTER_CODE)
+        first = self._bytes_offset // pointers.itemsize
+        step = self._item_size // pointers.itemsize
+        for slot, offset in zip(range(first, len(pointers), step), plan.offsets):
+            pointers[slot] = address + offset
+        return _NativeItems(array, buffer)
+
+    def _layout(self, plan: PreparedPlan) -> bytes:
+        """The plan's mpfake_notification array with its ``bytes`` pointers NULL."""
+        pack = self._item.pack
+        return b"".join(
+            pack(0, size, data_offset, path_offset)
+            for size, data_offset, path_offset in zip(
+                plan.sizes, plan.data_offsets, plan.path_offsets
+            )
+        )
+
+    def deliver(self, update: FakeUpdate, start: int, end: int, stoppable: bool) -> int:
+        state = update.engine_state
+        items = state.items  # kept here: finish() may drop it
+        if items is None:  # the update ended on another thread while this one handed START over
+            items = self._items_for(update)
+        return int(
+            self._library.lib.mpfake_deliver(
+                state.function,
+                update.context,
+                items.array + start,
+                end - start,
+                state.stop if stoppable else self._library.ffi.NULL,
+            )
+        )
+
+    def deliver_extra(self, update: FakeUpdate, item: PreparedNotification) -> int:
+        ffi = self._library.ffi
+        array = ffi.new("mpfake_notification[1]")
+        data = ffi.from_buffer("uint8_t[]", item.data)
+        array[0].bytes = data
+        array[0].size = len(item.data)
+        array[0].data_offset = item.data_offset
+        array[0].path_offset = item.path_offset
+        function = int(binding_ffi.cast("uintptr_t", update.function))
+        return int(self._library.lib.mpfake_deliver(function, update.context, array, 1, ffi.NULL))
+
+    def finish(self, update: FakeUpdate) -> None:
+        state = update.engine_state
+        if isinstance(state, _NativeState):
+            state.items = None  # C frees each block itself; the array may go with the plan
+
     def abort(self, update: FakeUpdate) -> None:
-        if update.engine_state is not None:
-            update.engine_state[0] = 1
+        state = update.engine_state
+        if isinstance(state, _NativeState):
+            state.stop[0] = 1
 
     def spawn(self, update: FakeUpdate, body: Callable[[], None]) -> None:
         # Published before the thread exists: it may deliver (and a test look) before
@@ -306,6 +368,28 @@ class NativeEngine(DeliveryEngine):
         if not worker.ready.is_set():
             return True  # being started
         return bool(worker.thread) and bool(self._library.lib.mpfake_thread_alive(worker.thread))
+
+
+class _NativeItems:
+    """A plan's notifications as C delivers them: the array, and the bytes its items point to."""
+
+    __slots__ = ("array", "buffer")
+
+    def __init__(self, array: Any, buffer: Any) -> None:
+        self.array = array
+        self.buffer = buffer
+
+
+class _NativeState:
+    """What NativeEngine keeps per update: the stop flag C reads, the plan's items (until the
+    update ends) and the callback's address."""
+
+    __slots__ = ("function", "items", "stop")
+
+    def __init__(self, stop: Any, items: Optional[_NativeItems], function: int) -> None:
+        self.stop = stop
+        self.items = items
+        self.function = function
 
 
 class _NativeWorker:
