@@ -215,7 +215,7 @@ class Sink:
         if timeout is None or timeout * 1000 > WAIT_SLICE_MS:
             slice_ms = WAIT_SLICE_MS
         else:
-            slice_ms = max(0, int(timeout * 1000))
+            slice_ms = max(0, int(timeout * 1000 + 0.999))  # rounded up: no spinning near the end
         return bool(lib.mpupdate_queue_wait(self._queue, slice_ms))
 
     def wake(self) -> None:

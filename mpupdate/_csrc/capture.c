@@ -111,6 +111,8 @@ static int64_t mpupdate_keep_text(mpupdate_queue *q, const uint16_t *path, uint3
 {
     uint32_t bytes = units * 2, wanted;
     uint8_t *grown;
+    if (bytes == 0)
+        return (int64_t)q->text_used; /* an empty path: nothing to store (nor to compare) */
     if (q->have_last_path && q->last_path_units == units &&
         memcmp(q->text + q->last_path_offset, path, bytes) == 0)
         return (int64_t)q->last_path_offset; /* the same path as the last one: share its text */
