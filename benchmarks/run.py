@@ -104,6 +104,7 @@ import ast
 import contextlib
 import cProfile
 import ctypes
+import dataclasses
 import datetime as dt
 import gc
 import importlib
@@ -129,7 +130,13 @@ from typing import Any, Callable, Optional, cast
 
 import mpupdate
 from mpupdate import _native
-from mpupdate.fakes import FakeMpClient, Scenario, ScenarioNotification, SigUpdateData
+from mpupdate.fakes import (
+    FakeMpClient,
+    Scenario,
+    ScenarioComplete,
+    ScenarioNotification,
+    SigUpdateData,
+)
 from mpupdate.fakes.native import NativeFakeMpClient
 
 #: The path every generated notification carries: 79 characters, a realistic MpClient path.
@@ -537,7 +544,7 @@ class OursCallback:
 
 def generated_scenario(count: int) -> Scenario:
     """A grammatical update whose download reports progress ``count`` times, with data and
-    the 79-character path on every notification but the search start."""
+    the 79-character path on every notification but the search start; all at time 0."""
     notify = mpupdate.Notify
     http, search, download, install = (
         int(mpupdate.SigUpdateType.HTTP),
@@ -564,6 +571,25 @@ def generated_scenario(count: int) -> Scenario:
         item(notify.SIGUPDATE_INSTALL_COMPLETE, 100, install),
     ]
     return Scenario(f"generated-{count}", notifications=tuple(middle))
+
+
+#: A recorded 10-minute update, as the replay target reads it: this many notifications (START
+#: and COMPLETE included), spread evenly over 600 s: one every 2 s.
+TEN_MINUTE_EVENTS = 300
+
+
+def ten_minute_scenario() -> Scenario:
+    """:func:`generated_scenario` with :data:`TEN_MINUTE_EVENTS` events spread over 600 s of
+    (virtual) time, COMPLETE at 600 s."""
+    base = generated_scenario(TEN_MINUTE_EVENTS - 8)
+    step = 600.0 / (len(base.notifications) + 1)
+    spread = tuple(
+        dataclasses.replace(item, at=step * (index + 1))
+        for index, item in enumerate(base.notifications)
+    )
+    return dataclasses.replace(
+        base, name="ten-minutes", notifications=spread, complete=ScenarioComplete(at=600.0)
+    )
 
 
 # -- rows -------------------------------------------------------------------------------------
@@ -624,6 +650,7 @@ def timed_rows(
     empty_address = bench.address(bench.lib.bench_empty)
     end_to_end = generated_scenario(sizes.end_to_end_count)
     python_fake = generated_scenario(sizes.python_fake_count)
+    ten_minutes = ten_minute_scenario()
 
     def c_floor() -> float:
         return bench.drive(copy_address, 0, sizes.c_count)
@@ -686,6 +713,20 @@ def timed_rows(
             raise RuntimeError(f"{BUILT_IN} ended {result.outcome}")
         return seconds / events
 
+    def update_python_ten_minutes() -> float:
+        gc.collect()
+        started = time.perf_counter()
+        fake = FakeMpClient(ten_minutes, delivery="timed")
+        result = mpupdate.update(backend=fake, check=False, timeout=3600)
+        seconds = time.perf_counter() - started
+        if result.outcome is not mpupdate.Outcome.UPDATED or len(result.events) != (
+            TEN_MINUTE_EVENTS
+        ):
+            raise RuntimeError(f"ten minutes: {result.outcome}, {len(result.events)} events")
+        if (result.finished_at - result.started_at).total_seconds() < 600:
+            raise RuntimeError(f"ten minutes took {result.finished_at - result.started_at}")
+        return seconds / len(result.events)
+
     try:
         built_in_events = str(
             len(mpupdate.update(backend=FakeMpClient(BUILT_IN), check=False).events)
@@ -729,6 +770,14 @@ def timed_rows(
                 "us",
             ),
             update_python_built_in,
+        ),
+        Timed(
+            Row(
+                "ours_python_ten_minutes",
+                f"ours: replay of a 10-minute update ({TEN_MINUTE_EVENTS}), timed",
+                "us",
+            ),
+            update_python_ten_minutes,
         ),
     ]
     for timed in rows:
@@ -1184,6 +1233,13 @@ def judge(
             f"{'met' if row.met else 'missed'}: {measured:,.0f}/s "
             f"({ratio:.2f}x {'short' if not row.met else 'over'})"
         )
+    ten = rows.get("ours_python_ten_minutes")
+    per_event = get("ours_python_ten_minutes")
+    if ten is not None and per_event is not None:
+        whole = per_event * TEN_MINUTE_EVENTS / 1000
+        ten.target = "<= 5 ms per update"
+        ten.met = whole <= 5
+        ten.verdict = f"{'met' if ten.met else 'missed'}: {whole:.2f} ms ({times_over(whole, 5)})"
     judge_import(rows, "", facts)
     judge_import(rows, "_s", facts_s)
     idle = get("idle_cpu")

@@ -98,11 +98,10 @@ class Sink:
         self._batch = ffi.new("mpupdate_batch *")
         self._lock = threading.Lock()  # one taker at a time (the batch buffers are reused)
         self._reported = (0, 0, 0)  # dropped, NULL data, paths dropped: counts already reported
+        self._problem_total = 0  # their sum, as last taken: a cheap check for a change
         self._problems: list[str] = []
         self._last_path_bytes = b""
         self._last_path = ""  # what _last_path_bytes decodes to
-        self.captured = 0
-        """Notifications the queue has kept so far (taken or not)."""
 
     def take(self, threads: Optional[list[int]] = None) -> list[Event]:
         """The events that arrived since the last take, in order (empty if none); never blocks
@@ -111,10 +110,9 @@ class Sink:
         with self._lock:
             batch = self._batch
             count = lib.mpupdate_queue_take(self._queue, batch)
-            self.captured = batch.captured
-            counts = (batch.dropped, batch.null_data, batch.paths_dropped)
-            if counts != self._reported:
-                self._note_counts(counts)
+            if batch.problems != self._problem_total:
+                self._problem_total = batch.problems
+                self._note_counts((batch.dropped, batch.null_data, batch.paths_dropped))
             if not count:
                 return []
             records = ffi.buffer(batch.records, count * 64)[:]
@@ -204,6 +202,8 @@ class Sink:
     def take_problems(self) -> list[str]:
         """What could not become an Event, counted in C (queue overflow, NULL ``pData``), as
         sentences naming the counts; removed from the sink. Call after :meth:`take`."""
+        if not self._problems:  # the common case, without the lock (a list's truth is atomic)
+            return []
         with self._lock:
             problems, self._problems = self._problems, []
         return problems

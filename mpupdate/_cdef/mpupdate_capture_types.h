@@ -47,4 +47,5 @@ typedef struct {
     uint64_t null_data;     /* notifications with a NULL MPCALLBACK_DATA pointer */
     uint64_t paths_dropped; /* paths not kept: the text space was full (or memory ran out) */
     uint64_t captured;      /* notifications kept */
+    uint64_t problems;      /* dropped + null_data + paths_dropped: changes when any does */
 } mpupdate_batch;

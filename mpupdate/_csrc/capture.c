@@ -291,6 +291,7 @@ static uint32_t mpupdate_queue_take(mpupdate_queue *q, mpupdate_batch *out)
     out->null_data = q->null_data;
     out->paths_dropped = q->paths_dropped;
     out->captured = q->captured;
+    out->problems = q->dropped + q->null_data + q->paths_dropped;
     q->records = q->spare_records;
     q->capacity = q->spare_capacity;
     q->text = q->spare_text;

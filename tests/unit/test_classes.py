@@ -196,10 +196,12 @@ SAMPLES: list[object] = [
 
 
 def _answer(check: Callable[[], bool]) -> object:
+    """The answer, or that it raised TypeError (typing's wording differs between versions:
+    3.13 adds the non-method members' names)."""
     try:
         return check()
-    except TypeError as exc:
-        return f"TypeError: {exc}"
+    except TypeError:
+        return TypeError
 
 
 def test_isinstance_answers_as_typing_s() -> None:
