@@ -226,7 +226,7 @@ class UpdateOperation:
         self._result: Optional[UpdateResult] = None
         self._consume_lock = threading.Lock()
         # Guards the machine, the event list and the result: the consumer feeds them while
-        # close() (perhaps on another thread) may drain and finish. Taken before sink.condition.
+        # close() (perhaps on another thread) may drain and finish.
         self._state = threading.RLock()
         #: Which handle MpUpdateControl(ABORT) accepted for this update, once one did.
         self.abort_handle: Optional[HandleKind] = None
@@ -335,7 +335,8 @@ class UpdateOperation:
         function waits for each) through the machine; wait for some first if none has. Returns
         the events fed, in order, or [] once the update has ended."""
         sink, clock, pending = self._sink, self.client.clock, self._pending
-        one = one or self._progress_function is not None
+        report = self._progress_function
+        one = one or report is not None
         while True:
             with self._state:  # close() may run on another thread: one of us takes each event
                 if self._result is not None:
@@ -345,6 +346,7 @@ class UpdateOperation:
                     self._take_problems()
                 if pending:
                     fed = self._feed(pending, one)
+                    progress = None if report is None else self._machine.progress(fed[0])
                     break
                 if self.handle is None:
                     self._conclude(None, None)  # the handle was closed: nothing more can come
@@ -353,8 +355,8 @@ class UpdateOperation:
             if remaining is not None and remaining <= 0:
                 raise _DeadlinePassed
             clock.wait(sink, remaining)
-        if self._progress_function is not None:
-            self._progress_function(self._machine.progress(fed[0]))
+        if report is not None and progress is not None:  # outside _state: it may call us
+            report(progress)
         return fed
 
     def _feed(self, pending: deque[Event], one: bool) -> list[Event]:

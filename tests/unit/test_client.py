@@ -705,3 +705,25 @@ def test_a_failed_close_is_logged_with_the_kind_of_handle(caplog: pytest.LogCapt
     assert [str(a) for a in result.anomalies] == [
         "MpHandleClose(update handle) failed: 0x80070005 E_ACCESSDENIED"
     ]
+
+
+def test_a_queue_overflow_keeps_the_outcome_and_names_the_count(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Immediate delivery: all 16 notifications arrive before the consumer takes any.
+    real = _native.Sink
+    monkeypatch.setattr(_native, "Sink", lambda: real(max_records=4))
+    result = mpupdate.update(backend=FakeMpClient("updated"), check=False)
+    assert result.outcome is Outcome.UPDATED  # COMPLETE has reserved places
+    assert [e.notify for e in result.events[:4]] == [
+        Notify.SIGUPDATE_START,
+        Notify.SIGUPDATE_SEARCH_START,
+        Notify.SIGUPDATE_SEARCH_COMPLETE,
+        Notify.SIGUPDATE_SOFTWARE_UPDATE_AVAILABLE,
+    ]
+    assert result.events[-1].notify is Notify.SIGUPDATE_COMPLETE and len(result.events) == 5
+    assert str(result.anomalies[0]) == (
+        "11 notification(s) were dropped: more than 4 arrived before they were taken (the "
+        "queue's bound; SIGUPDATE_COMPLETE and INTERNAL_FAILURE are always kept)"
+    )
+    assert _native.registry_size() == 0
