@@ -111,13 +111,13 @@ static int64_t mpupdate_keep_text(mpupdate_queue *q, const uint16_t *path, uint3
 {
     uint32_t bytes = units * 2, wanted;
     uint8_t *grown;
-    if (bytes == 0)
-        return (int64_t)q->text_used; /* an empty path: nothing to store (nor to compare) */
     if (q->have_last_path && q->last_path_units == units &&
         memcmp(q->text + q->last_path_offset, path, bytes) == 0)
         return (int64_t)q->last_path_offset; /* the same path as the last one: share its text */
     if (bytes > q->max_text - q->text_used)
         return -1;
+    if (bytes == 0) /* an empty path: nothing to store; never "the last path" (text may be NULL) */
+        return (int64_t)q->text_used;
     if (q->text_used + bytes > q->text_capacity) {
         wanted = q->text_capacity < 4096 ? 4096 : q->text_capacity;
         while (wanted < q->text_used + bytes && wanted < q->max_text)
