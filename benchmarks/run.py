@@ -1282,8 +1282,8 @@ def judge_import(rows: dict[str, Row], suffix: str, facts: Optional[ImportFacts]
         )
     row.met = net <= 25 and imported <= 1.5 * floor
     row.verdict = (
-        f"{'met' if row.met else 'missed'}: {net:.1f} ms net ({times_over(net, 25)} 25 ms); "
-        f"{imported / floor:.2f}x stdlib"
+        f"{'met' if row.met else 'missed'}: {net:.1f} ms net ({times_over(net, 25)} 25 ms), "
+        f"{imported:.1f} wall; {imported / floor:.2f}x stdlib"
     )
     if facts is not None:
         stdlib_count = sum(1 for n in facts.added if is_stdlib(n.split(".")[0]))
