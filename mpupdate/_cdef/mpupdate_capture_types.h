@@ -5,8 +5,8 @@
  * flags: MPUPDATE_RECORD_HAS_DATA when Type was SIGUPDATE and pSigUpdateData was not NULL (the
  * five numbers are then the data's; otherwise 0); MPUPDATE_RECORD_HAS_PATH when Path was not NULL
  * (its UTF-16LE text is path_units units at byte path_offset of the batch's text);
- * MPUPDATE_RECORD_PATH_CUT when Path had no terminator within MPUPDATE_PATH_MAX_UNITS (the text is
- * the first MPUPDATE_PATH_MAX_UNITS units); MPUPDATE_RECORD_PATH_DROPPED when the queue's text
+ * MPUPDATE_RECORD_PATH_CUT when Path had no terminator within its first MPUPDATE_PATH_MAX_UNITS
+ * units (the text is those units; nothing past them is read); MPUPDATE_RECORD_PATH_DROPPED when the queue's text
  * space was full (the path is lost, counted in paths_dropped). thread: the delivering thread,
  * as threading.get_ident() numbers it. */
 #define MPUPDATE_RECORD_HAS_DATA 1

@@ -165,7 +165,9 @@ static int32_t WINAPI mpupdate_callback(uintptr_t context, MPCALLBACK_DATA *pDat
                 record.flags |= MPUPDATE_RECORD_HAS_PATH;
                 while (units < MPUPDATE_PATH_MAX_UNITS && path[units] != 0)
                     units++;
-                if (units == MPUPDATE_PATH_MAX_UNITS && path[units] != 0)
+                /* No terminator within the limit (a Windows path has at most 32,766 units and its
+                 * NUL): cut here. Nothing past the limit is read. */
+                if (units == MPUPDATE_PATH_MAX_UNITS)
                     record.flags |= MPUPDATE_RECORD_PATH_CUT;
                 record.path_units = units;
             }
