@@ -16,6 +16,7 @@ import threading
 
 from . import _log
 from .api import run_update
+from .client import check_progress, check_timeout, update_flags
 from .constants import Source
 from .errors import MpError
 
@@ -95,7 +96,11 @@ async def update_async(
     check: bool = True,
     strict: bool = False,
 ) -> UpdateResult:
-    """:func:`mpupdate.update` for asyncio; same arguments, same result and errors."""
+    """:func:`mpupdate.update` for asyncio; same arguments, same result and errors (a bad
+    argument raises before anything is scheduled)."""
+    update_flags(source, options, blocking=False)
+    timeout = check_timeout(timeout)
+    check_progress(progress)
     loop = asyncio.get_running_loop()
     bridge = _Bridge(loop, progress)
     work = loop.run_in_executor(

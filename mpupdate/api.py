@@ -8,7 +8,7 @@ façade (:mod:`mpupdate.aio`) runs :func:`run_update` on a worker thread.
 
 from __future__ import annotations
 
-from .client import Client, update_flags
+from .client import Client, check_progress, check_timeout, update_flags
 from .clock import SYSTEM_CLOCK
 from .constants import Source
 from .errors import BackendUnavailableError, MpError, Step, update_error_for
@@ -66,6 +66,10 @@ def update(
     ``UpdateAccessDeniedError``), its ``.result`` holding the :class:`UpdateResult`. A failure of
     ``MpManagerOpen`` or ``MpUpdateStart`` is a FAILED result like any other. Only
     :class:`~mpupdate.BackendUnavailableError` (no DLL here) is raised whatever ``check`` says.
+
+    Bad arguments raise TypeError or ValueError naming them before anything opens: ``source``
+    not a Source, ``options`` not an int in the DWORD range, ``timeout`` not a finite number of
+    seconds >= 0 (or None), ``progress`` not callable, ``backend`` a class instead of an object.
     """
     return run_update(source, progress, timeout, backend, options, check, strict)
 
@@ -82,7 +86,10 @@ def run_update(
 ) -> UpdateResult:
     """:func:`update`, plus ``started(operation)`` called once the update runs (for the asyncio
     façade, which must be able to cancel it from another thread)."""
+    # Every argument is checked before anything opens (TypeError/ValueError naming it).
     requested = update_flags(source, options, blocking=False)
+    timeout = check_timeout(timeout)
+    check_progress(progress)
     step: Union[Step, str]
     try:
         client = Client(backend)

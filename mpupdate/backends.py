@@ -690,6 +690,11 @@ def resolve_backend(spec: Union[Backend, str, None] = None) -> Backend:
         raise ValueError(
             f"unknown backend {spec!r}: use 'fake', 'fake:<scenario>', 'dll' or 'dll:<path>'"
         )
+    if isinstance(spec, type):  # FakeMpClient rather than FakeMpClient("updated"): say so
+        raise TypeError(
+            f"backend must be a backend object, not the class {spec.__name__}: pass an instance "
+            f"(for example {spec.__name__}(...)), a backend string or None"
+        )
     missing = [name for name in EXPORTS if not callable(getattr(spec, name, None))]
     if missing:
         raise TypeError(

@@ -32,6 +32,7 @@ from .constants import (
     E_INVALIDARG,
     E_TIMEOUT,
     Control,
+    Notify,
     Source,
     UpdateOption,
 )
@@ -47,7 +48,7 @@ __all__ = ["Client", "ProgressFunction", "UpdateOperation", "update_flags"]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Optional, Union
+    from typing import Any, Callable, Optional, Union
 
 ProgressFunction = collections.abc.Callable[[Progress], "Any"]
 """Called on the caller's thread after every event; raising cancels the update."""
@@ -61,12 +62,50 @@ def _check(step: Step, hresult: int, client: Optional[Client] = None) -> None:
         raise error_for(step, hresult, message)
 
 
+_DWORD_MAX = 0xFFFFFFFF
+
+
 def update_flags(source: Source, options: Union[UpdateOption, int, None], blocking: bool) -> int:
-    """``dwUpdateOptions``: ``options`` (default PROGRESS), source bit, ASYNC unless blocking."""
+    """``dwUpdateOptions``: ``options`` (default PROGRESS), source bit, ASYNC unless blocking.
+
+    Raises TypeError or ValueError naming the argument for a source that is not a
+    :class:`~mpupdate.Source`, or options that are not an int (an UpdateOption combination) in
+    the DWORD range, before anything is called."""
     if not isinstance(source, Source):
         raise TypeError(f"source must be a mpupdate.Source, not {type(source).__name__}")
-    flags = int(UpdateOption.PROGRESS if options is None else options) | int(source.option)
+    if options is None:
+        options = UpdateOption.PROGRESS
+    elif not isinstance(options, int) or isinstance(options, bool):
+        raise TypeError(
+            f"options must be UpdateOption flags or an int (a DWORD), not {type(options).__name__}"
+        )
+    elif not 0 <= options <= _DWORD_MAX:
+        raise ValueError(f"options must be a DWORD, 0 to 0x{_DWORD_MAX:X}, not {options:#x}")
+    flags = int(options) | int(source.option)
     return flags if blocking else flags | int(UpdateOption.ASYNC)
+
+
+def check_timeout(timeout: object, name: str = "timeout") -> Optional[float]:
+    """``timeout`` as seconds: None (no limit) or a finite number >= 0; TypeError or ValueError
+    naming ``name`` otherwise (a NaN would wait forever, an infinity is what None says)."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds or None, not {type(timeout).__name__}")
+    seconds = float(timeout)
+    if not 0 <= seconds < float("inf"):
+        raise ValueError(
+            f"{name} must be a finite number of seconds >= 0 (None for no limit), not {timeout!r}"
+        )
+    return seconds
+
+
+def check_progress(progress: object) -> None:
+    """TypeError naming ``progress`` unless it is None or callable."""
+    if progress is not None and not callable(progress):
+        raise TypeError(
+            f"progress must be a function taking a Progress, or None, not {type(progress).__name__}"
+        )
 
 
 class Client:
@@ -83,6 +122,9 @@ class Client:
         self.clock: Clock = backend_clock(self.backend)
         self._abort_handle: Optional[HandleKind] = None
         self._operations: weakref.WeakSet[UpdateOperation] = weakref.WeakSet()
+        # Held by start_update and close: no update starts on a manager being closed, and the
+        # manager is closed only after every update started on it.
+        self._lock = threading.RLock()
         out = ffi.new("MPHANDLE *")
         hr = to_unsigned(self.backend.MpManagerOpen(0, out))
         _check(Step.MP_MANAGER_OPEN, hr)
@@ -96,8 +138,22 @@ class Client:
         return self._handle.handle
 
     @property
+    def open_handle(self) -> Any:
+        """The manager MPHANDLE, or None once the Client is closed (or closing)."""
+        return None if self._handle.closed else self._handle.handle
+
+    @property
     def closed(self) -> bool:
         return self._handle.closed
+
+    def own_update_handle(
+        self, handle: Any, after_close: Callable[[], None], keep_alive: Any
+    ) -> OwnedHandle:
+        """The owner of an update handle this manager started: closed once, and before the
+        manager (also when the two are closed on different threads, or at interpreter exit)."""
+        return OwnedHandle(
+            self.backend, handle, HandleKind.UPDATE, after_close, keep_alive, parent=self._handle
+        )
 
     @property
     def abort_handle(self) -> Optional[HandleKind]:
@@ -118,10 +174,15 @@ class Client:
             ) from None
 
     def close(self) -> None:
-        """Close every operation still open (cancelling running ones), then the manager handle."""
-        for operation in list(self._operations):
-            operation.close()
-        self._handle.close()
+        """Close every operation still open (cancelling running ones), then the manager handle.
+
+        Safe from any thread and more than once: a :meth:`start_update` running on another
+        thread finishes first (its update is then closed too); a later one raises ValueError.
+        A second close waits for the first to finish."""
+        with self._lock:
+            for operation in list(self._operations):
+                operation.close()
+            self._handle.close()
 
     def __enter__(self) -> Client:
         return self
@@ -173,11 +234,17 @@ class Client:
         consumes the events (``events()`` / ``wait()``). ``strict=True`` raises
         :class:`~mpupdate.ProtocolError` on any notification that breaks the grammar.
 
-        Raises an :class:`~mpupdate.MpError` subclass when ``MpUpdateStart`` fails.
+        Raises an :class:`~mpupdate.MpError` subclass when ``MpUpdateStart`` fails, TypeError or
+        ValueError (naming the argument) for a bad one, before anything is called, and
+        ValueError once the Client is closed.
         """
         flags = update_flags(source, options, blocking)
-        operation = UpdateOperation(self, source, flags, strict, progress)
-        self._operations.add(operation)  # only operations that hold a handle need closing
+        check_progress(progress)
+        with self._lock:
+            if self.closed:
+                raise ValueError("this Client is closed; open a new one")
+            operation = UpdateOperation(self, source, flags, strict, progress)
+            self._operations.add(operation)  # only operations that hold a handle need closing
         return operation
 
 
@@ -224,7 +291,10 @@ class UpdateOperation:
         self._handle: Optional[OwnedHandle] = None
         self._events: list[Event] = []
         self._result: Optional[UpdateResult] = None
-        self._consume_lock = threading.Lock()
+        # One consuming thread at a time; that thread may consume again from inside (wait() with
+        # an events() iterator held, or wait() in the progress function).
+        self._consume_lock = threading.RLock()
+        self._reporting = False  # inside the progress function: nested consumption reports none
         # Guards the machine, the event list and the result: the consumer feeds them while
         # close() (perhaps on another thread) may drain and finish.
         self._state = threading.RLock()
@@ -254,7 +324,7 @@ class UpdateOperation:
             sink.close()
             self._machine.note("MpUpdateStart succeeded but returned a NULL update handle")
         else:
-            self._handle = OwnedHandle(client.backend, out[0], HandleKind.UPDATE, sink.close, info)
+            self._handle = client.own_update_handle(out[0], sink.close, info)
 
     # -- state ----------------------------------------------------------------------------
 
@@ -289,19 +359,28 @@ class UpdateOperation:
     def events(self, timeout: Optional[float] = None) -> Generator[Event, None, None]:
         """Yield events until the terminal SIGUPDATE_COMPLETE (included).
 
-        ``timeout`` bounds the whole iteration in seconds. When it expires the update is
-        aborted and closed and the iteration ends; :attr:`result` is then ``TIMED_OUT``.
-        Leaving the loop early does not cancel the update.
+        ``timeout`` bounds the whole iteration in seconds (a finite number >= 0, or None; checked
+        now). When it expires the update is aborted and closed and the iteration ends;
+        :attr:`result` is then ``TIMED_OUT``. Leaving the loop early does not cancel the update.
+        The consuming thread may call :meth:`wait` while it holds the iterator (or from the
+        progress function): that call takes the remaining events, and the iterator then ends.
         """
+        check_timeout(timeout)
+        return self._event_stream(timeout)
+
+    def _event_stream(self, timeout: Optional[float]) -> Generator[Event, None, None]:
         for batch in self._batches(timeout, one=True):
             yield from batch
 
     def wait(self, timeout: Optional[float] = None) -> UpdateResult:
         """Wait for the update to end and return its :class:`UpdateResult`.
 
-        On timeout the update is aborted and the result is ``TIMED_OUT``. Ctrl-C aborts the
-        update, closes its handle and re-raises KeyboardInterrupt (:attr:`result` is then
-        ``CANCELLED``); an exception from the progress function is re-raised the same way.
+        On timeout (a finite number of seconds >= 0, or None) the update is aborted and the
+        result is ``TIMED_OUT``. Ctrl-C aborts the update, closes its handle and re-raises
+        KeyboardInterrupt (:attr:`result` is then ``CANCELLED``); an exception from the progress
+        function is re-raised the same way. Called from the progress function (or with an
+        :meth:`events` iterator held on this thread) it takes the remaining events itself,
+        without calling the progress function again for them.
         """
         for _ in self._batches(timeout, one=False):
             pass
@@ -311,6 +390,7 @@ class UpdateOperation:
     def _batches(self, timeout: Optional[float], one: bool) -> Generator[list[Event], None, None]:
         """The consumer's loop: the events fed so far, a batch at a time (one event at a time
         when ``one``), until the update ends; stops it on the deadline, Ctrl-C or an error."""
+        timeout = check_timeout(timeout)
         if not self._consume_lock.acquire(blocking=False):
             raise RuntimeError("another thread is already consuming this update's events")
         try:
@@ -335,7 +415,7 @@ class UpdateOperation:
         function waits for each) through the machine; wait for some first if none has. Returns
         the events fed, in order, or [] once the update has ended."""
         sink, clock, pending = self._sink, self.client.clock, self._pending
-        report = self._progress_function
+        report = None if self._reporting else self._progress_function
         one = one or report is not None
         while True:
             with self._state:  # close() may run on another thread: one of us takes each event
@@ -356,7 +436,11 @@ class UpdateOperation:
                 raise _DeadlinePassed
             clock.wait(sink, remaining)
         if report is not None and progress is not None:  # outside _state: it may call us
-            report(progress)
+            self._reporting = True
+            try:
+                report(progress)
+            finally:
+                self._reporting = False
         return fed
 
     def _feed(self, pending: deque[Event], one: bool) -> list[Event]:
@@ -388,14 +472,29 @@ class UpdateOperation:
         The docs name the update handle, the shipped DLL wants the manager handle: the handle that
         worked last time is tried first (the update handle at first), the other when the first is
         refused as the wrong kind, with E_HANDLE (4.18.1909.6) or E_INVALIDARG (newer DLLs);
-        :attr:`abort_handle` (and the client's) records which one worked. A no-op once the update
-        has ended. Raises :class:`~mpupdate.MpError` (for example AccessDeniedError: aborting
-        needs administrator rights) if both refuse.
+        :attr:`abort_handle` (and the client's) records which one worked. Aborting through the
+        manager handle aborts what MpClient runs for that manager: every update started on this
+        Client, not only this one [BIN: the control is per manager in 4.18.1909.6].
+
+        A no-op once the update has ended, or is being closed (also on another thread: the
+        close is waited for, never raced), or when the DLL refuses the abort because the update
+        ended meanwhile (its COMPLETE has arrived). Otherwise raises
+        :class:`~mpupdate.MpError` (for example AccessDeniedError: aborting needs administrator
+        rights) if both handles refuse.
         """
-        if self._result is not None or self._machine.done:
-            return
-        hr = self._send_abort()
-        _check(Step.MP_UPDATE_CONTROL, hr, self.client)
+        with self._state:  # a close on another thread finishes first; the handle stays valid
+            if self._result is not None or self._machine.done or self.handle is None:
+                return
+            hr = self._send_abort()
+            if failed(hr) and not self._completed_meanwhile():
+                _check(Step.MP_UPDATE_CONTROL, hr, self.client)
+
+    def _completed_meanwhile(self) -> bool:
+        """Whether a COMPLETE has arrived, fed or not yet (with ``_state`` held)."""
+        self._pending.extend(self._sink.take())
+        return self._machine.done or any(
+            event.notify is Notify.SIGUPDATE_COMPLETE for event in self._pending
+        )
 
     def _send_abort(self) -> int:
         kinds = [HandleKind.UPDATE, HandleKind.MANAGER]
@@ -403,7 +502,7 @@ class UpdateOperation:
             kinds.reverse()
         hr = E_HANDLE
         for kind in kinds:
-            handle = self.handle if kind is HandleKind.UPDATE else self.client.handle
+            handle = self.handle if kind is HandleKind.UPDATE else self.client.open_handle
             if handle is None:
                 continue
             hr = to_unsigned(self.client.backend.MpUpdateControl(handle, int(Control.ABORT)))
