@@ -7,6 +7,7 @@ back (blocked on our lock), it gives that thread a short, bounded join and expec
 
 from __future__ import annotations
 
+import _thread
 import asyncio
 import threading
 from typing import Any, Optional
@@ -301,3 +302,58 @@ def test_wait_with_an_events_iterator_held_on_the_same_thread() -> None:
     assert first.notify is Notify.SIGUPDATE_START
     assert result.outcome is Outcome.UPDATED and len(result.events) > 1
     assert fake.calls_to("MpUpdateControl") == []
+
+
+# -- notifications that come too late -------------------------------------------------------------
+
+
+def _notification(notify: Notify) -> Any:
+    data = mpupdate._native.ffi.new("MPCALLBACK_DATA *")
+    data.Notify = int(notify)
+    data.Type = 6
+    return data
+
+
+class LateTalker(FakeMpClient):
+    """A DLL that sends one more notification after COMPLETE (and keeps the callback info)."""
+
+    def MpUpdateStart(self, manager: Any, options: int, info: Any, out: Any) -> int:
+        hr = super().MpUpdateStart(manager, options, info, out)  # immediate: COMPLETE sent
+        self.info = info
+        self.extra = _notification(Notify.SIGUPDATE_INSTALL_START)
+        info.pfnCallbackFunction(info.CallbackContext, self.extra)
+        return hr
+
+
+def test_notifications_after_complete_and_after_close_are_kept_apart() -> None:
+    fake = LateTalker("already-current")
+    result = mpupdate.update(backend=fake)
+    assert result.outcome is Outcome.ALREADY_CURRENT  # the first COMPLETE decides
+    assert result.events[-1].notify is Notify.SIGUPDATE_INSTALL_START  # kept, as it came
+    assert [str(a) for a in result.anomalies] == [
+        f"event {len(result.events) - 1}: SIGUPDATE_INSTALL_START after SIGUPDATE_COMPLETE "
+        "(expected nothing)"
+    ]
+    # One after MpHandleClose returned finds no queue: counted as stray, never dereferenced.
+    stray = mpupdate._native.stray_notifications()
+    assert fake.info.pfnCallbackFunction(fake.info.CallbackContext, fake.extra) == 0
+    assert mpupdate._native.stray_notifications() == stray + 1
+
+
+def test_ctrl_c_while_awaiting_update_async_aborts_and_cleans_up() -> None:
+    fake = FakeMpClient("hung", delivery="thread")
+    started = threading.Event()
+
+    async def main() -> None:
+        def progress(value: mpupdate.Progress) -> None:
+            if not started.is_set():
+                started.set()
+                threading.Thread(target=_thread.interrupt_main).start()  # Ctrl-C
+
+        await mpupdate.update_async(backend=fake, progress=progress)
+
+    with pytest.raises(KeyboardInterrupt):
+        asyncio.run(main())
+    assert started.is_set()
+    assert fake.updates[0].aborted
+    assert fake.open_handles == {} and mpupdate._native.registry_size() == 0
