@@ -9,6 +9,12 @@ Where the cache lives: ``cache_dir`` if given, else ``$MPUPDATE_NATIVE_FAKE_DIR`
 ``$XDG_CACHE_HOME/mpupdate/native-fake`` (``~/.cache/...``), else a folder in the temporary
 directory. The compiler is ``$CC`` if set, else ``cc``, else ``gcc``.
 
+Extra compiler flags: ``$MPUPDATE_NATIVE_FAKE_CFLAGS`` (split as a shell would) is appended to
+the command after the built-in flags, for every target, and enters the cache key and so the file
+name: a library built with, say, ``-fsanitize=address,undefined -g`` (CI's sanitizer lane,
+``.ci/sanitizers``) is never mistaken for a normal one, nor a normal one for it. Unset or empty:
+the normal build, with the names it always had.
+
 Windows (``target`` ``"win-amd64"`` or ``"win32"``, the names of :func:`sysconfig.get_platform`):
 the library is a DLL built by mingw-w64 (``x86_64-w64-mingw32-gcc`` / ``i686-w64-mingw32-gcc``,
 or ``$CC``), with winpthreads linked statically and the exports undecorated. Its file name,
@@ -38,6 +44,7 @@ from pathlib import Path
 from typing import Optional, Union
 
 __all__ = [
+    "ENV_CFLAGS",
     "ENV_DIR",
     "WINDOWS_TARGETS",
     "NativeFakeBuildError",
@@ -48,13 +55,16 @@ __all__ = [
 ]
 
 ENV_DIR = "MPUPDATE_NATIVE_FAKE_DIR"
+#: Extra compiler flags for the native fake (see the module docs); part of the cache key.
+ENV_CFLAGS = "MPUPDATE_NATIVE_FAKE_CFLAGS"
 
 #: Windows targets (sysconfig.get_platform() names) and the mingw-w64 compiler for each.
 WINDOWS_TARGETS = {"win-amd64": "x86_64-w64-mingw32-gcc", "win32": "i686-w64-mingw32-gcc"}
 
 HERE = Path(__file__).resolve().parent
 
-#: -ffp-contract=off: no fused multiply-add, so ticks(s) rounds exactly as Python's float does.
+#: -ffp-contract=off: no fused multiply-add. mpfake.c holds no floating point (FILETIME ticks are
+#: integers made, saturating, by mpupdate.fakes.dll._ticks); any that comes back rounds as Python's.
 FLAGS = (
     "-shared",
     "-fPIC",
@@ -127,8 +137,16 @@ def _find_compiler(target: str) -> Optional[list[str]]:
     return None
 
 
+def _extra_flags() -> tuple[str, ...]:
+    """``$MPUPDATE_NATIVE_FAKE_CFLAGS``, split as a shell would; () when unset or empty."""
+    return tuple(shlex.split(os.environ.get(ENV_CFLAGS, "")))
+
+
 def _key(parts: tuple[str, ...]) -> str:
     digest = hashlib.sha256()
+    extra = _extra_flags()
+    if extra:  # only then: the normal build keeps the key (and file name) it always had
+        parts = (*parts, ENV_CFLAGS, *extra)
     for part in parts:
         digest.update(part.encode("utf-8") + b"\0")
     for name, path in sorted(sources().items()):
@@ -260,6 +278,7 @@ def build_native_fake(
     command = [
         *compiler,
         *flags,
+        *_extra_flags(),
         "-I",
         str(root),
         "-I",
