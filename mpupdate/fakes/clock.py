@@ -22,6 +22,7 @@ __all__ = ["DEFAULT_START", "SteppingClock", "Timer", "VirtualClock", "VirtualCl
 
 #: Where virtual wall time starts unless told otherwise.
 DEFAULT_START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+_LATEST = datetime.max.replace(tzinfo=timezone.utc)
 
 
 class VirtualClockStall(RuntimeError):
@@ -67,8 +68,12 @@ class SteppingClock:
         raise NotImplementedError
 
     def now(self) -> datetime:
-        """Virtual wall time."""
-        return self._start + timedelta(seconds=self.monotonic())
+        """Virtual wall time; it stops at the calendar's end (``datetime.max``, UTC) if virtual
+        time is moved past it (a huge or infinite timeout), instead of raising OverflowError."""
+        try:
+            return self._start + timedelta(seconds=self.monotonic())
+        except (OverflowError, ValueError):  # past datetime.max (or timedelta's range)
+            return _LATEST
 
     def advance(self, seconds: float) -> None:
         """Move time forward by ``seconds``, firing everything due on the way, in order."""

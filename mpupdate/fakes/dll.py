@@ -89,7 +89,7 @@ from mpupdate.filetime import datetime_to_filetime
 from mpupdate.versions import VersionInfo
 
 from .clock import VirtualClock
-from .scenario import Scenario, ScenarioNotification
+from .scenario import LATEST, MAX_SECONDS, Scenario, ScenarioNotification
 
 __all__ = [
     "DELIVERY_MODES",
@@ -145,9 +145,30 @@ def _track(fake: FakeMpClient) -> None:
             made.append(fake)
 
 
+#: The latest FILETIME the fakes stamp: 9999-12-31T23:59:59.999999Z, the last moment datetime
+#: (and so an Event's time) represents. A scenario's own times never reach past it (the loader and
+#: the constructors see to that); virtual time a caller moves further (a huge timeout, many
+#: updates on one fake) is stamped with it.
+MAX_STAMP = datetime_to_filetime(LATEST)
+
+
 def _ticks(seconds: float) -> int:
-    """Seconds as 100 ns FILETIME ticks, rounded half up (as C's llround for these values)."""
+    """Seconds as 100 ns FILETIME ticks, rounded half up; never raises: negative and NaN give 0,
+    anything past MAX_STAMP ticks (infinity too) gives MAX_STAMP, so every FILETIME sum stays an
+    exact integer that a stamp can clamp (no float ever reaches C)."""
+    if not seconds > 0:
+        return 0
+    if seconds >= _MAX_STAMP_SECONDS:
+        return MAX_STAMP
     return int(seconds * 10_000_000 + 0.5)
+
+
+_MAX_STAMP_SECONDS = MAX_STAMP / 10_000_000
+
+
+def _stamp(filetime: int) -> int:
+    """A FILETIME the fakes can write: ``filetime`` clamped to 0..MAX_STAMP."""
+    return 0 if filetime < 0 else min(filetime, MAX_STAMP)
 
 
 def assert_clean(
@@ -505,8 +526,12 @@ class PreparedPlan:
     def _stamp(self, filetime: int) -> bytes:
         data = bytearray(self.data)
         stamps = memoryview(data).cast("Q")
-        for slot, ticks in zip(self.stamp_slots, self.ticks):
-            stamps[slot] = filetime + ticks
+        if filetime >= 0 and filetime + max(self.ticks, default=0) <= MAX_STAMP:
+            for slot, ticks in zip(self.stamp_slots, self.ticks):
+                stamps[slot] = filetime + ticks
+        else:  # only virtual time moved past the calendar by a caller gets here
+            for slot, ticks in zip(self.stamp_slots, self.ticks):
+                stamps[slot] = _stamp(filetime + ticks)
         stamps.release()
         return bytes(data)
 
@@ -954,7 +979,7 @@ class FakeMpClient:
             context=int(pCallbackInfo.CallbackContext),
             function=function,
             plan=prepared.items,
-            wall_filetime=self._base_filetime + _ticks(start),
+            wall_filetime=_stamp(self._base_filetime + _ticks(start)),
             prepared=prepared,
             start=start,
         )
@@ -967,7 +992,7 @@ class FakeMpClient:
         if self.delivery == "immediate":
             self._run(update)
         elif self.delivery == "thread":
-            self._engine.spawn(update, functools.partial(self._run, update))
+            self._engine.spawn(update, functools.partial(self._run_worker, update))
             if not asynchronous:
                 self._engine.join(update)
         else:
@@ -1152,6 +1177,22 @@ class FakeMpClient:
         if self.delivery != "timed":  # keep virtual time (and the next update's stamps) moving
             self.virtual_clock.advance_to(update.start + update.last_at)
 
+    def _run_worker(self, update: FakeUpdate) -> None:
+        """A delivery thread's body: :meth:`_run`, never dying silently. If it raises (a bug in
+        the fake, or a ``before_notify`` that raised), the failure is recorded as a violation
+        and the update is ended with COMPLETE(E_FAIL), so a waiter is never left hanging."""
+        try:
+            self._run(update)
+        except BaseException as exc:  # a thread's last line: the update must still end
+            with self._lock:
+                self.violations.append(
+                    f"the delivery thread of update 0x{update.handle:X} failed with "
+                    f"{type(exc).__name__}: {exc}; the fake ended the update with "
+                    "COMPLETE(E_FAIL)"
+                )
+            with contextlib.suppress(BaseException):
+                self._emit_complete(update, self._elapsed(update), E_FAIL)
+
     def _deliver(self, update: FakeUpdate, start: int, end: int) -> int:
         """Deliver plan items ``start`` to ``end`` (excluded) through the engine, keeping the
         update's record; returns how many.
@@ -1262,11 +1303,17 @@ class FakeMpClient:
         return self.virtual_clock.monotonic() - update.start
 
     def _emit_abort_complete(self, update: FakeUpdate, at: float) -> None:
+        self._emit_complete(update, at, E_ABORT)
+
+    def _emit_complete(self, update: FakeUpdate, at: float, hresult: int) -> None:
+        """End ``update`` ``at`` seconds after its start with a COMPLETE carrying ``hresult``
+        (E_ABORT for an abort), which is not in its plan."""
         # Aborted before it began: MpClient still sends START first (once: the worker may be
         # handing it over right now, which _deliver settles under the lock).
         self._deliver(update, 0, 1)
-        item = ScenarioNotification(at, int(Notify.SIGUPDATE_COMPLETE), E_ABORT)
-        prepared = prepare_notification(item, update.wall_filetime + _ticks(at))
+        # ``at`` is virtual time, which a caller's timeout may have moved past any scenario time.
+        item = ScenarioNotification(min(at, MAX_SECONDS), int(Notify.SIGUPDATE_COMPLETE), hresult)
+        prepared = prepare_notification(item, _stamp(update.wall_filetime + _ticks(at)))
         with self._lock:
             if update.completed:
                 return

@@ -2,19 +2,40 @@
 
 ``grammatical_scenarios()`` draws scenarios whose notifications follow the grammar of MPCLIENT.md
 section 4 (what strict mode accepts); ``any_scenarios()`` draws scenarios in any order, with
-unknown numbers and missing data (what lenient mode must survive). Requires ``hypothesis``
-(the ``test`` extra).
+unknown numbers and missing data (what lenient mode must survive). ``scenario_documents()``
+draws scenario *files* (as ``json.loads`` gives them) fuzzed in every field, for what the loader
+must accept or reject with a ScenarioError. Requires ``hypothesis`` (the ``test`` extra).
 """
 
 from __future__ import annotations
 
+import functools
+from datetime import datetime, timedelta, timezone
+from typing import Any, Optional
+
 from hypothesis import strategies as st
 
 from mpupdate.constants import E_ABORT, S_FALSE, S_OK, Notify, SigUpdateType, Stage
+from mpupdate.versions import COMPONENTS
 
-from .scenario import Scenario, ScenarioComplete, ScenarioNotification, SigUpdateData
+from .scenario import (
+    MAX_SECONDS,
+    Scenario,
+    ScenarioComplete,
+    ScenarioNotification,
+    SigUpdateData,
+)
 
-__all__ = ["any_scenarios", "failure_hresults", "grammatical_scenarios", "sigupdate_data"]
+__all__ = [
+    "any_scenarios",
+    "failure_hresults",
+    "grammatical_scenarios",
+    "json_values",
+    "moment_texts",
+    "scenario_documents",
+    "seconds_values",
+    "sigupdate_data",
+]
 
 N = Notify
 
@@ -144,3 +165,187 @@ def any_scenarios(draw: st.DrawFn) -> Scenario:
     final = draw(st.one_of(st.sampled_from([S_OK, S_FALSE, E_ABORT]), st.integers(0, 0xFFFFFFFF)))
     complete = ScenarioComplete(round(at + 1.0, 3), final)
     return Scenario("drawn", "drawn by any_scenarios()", tuple(notifications), complete)
+
+
+# -- scenario files, hostile ------------------------------------------------------------------
+
+#: Seconds at and around the edges of what a scenario accepts (0..MAX_SECONDS), and past them.
+_EDGE_SECONDS = [0, 0.0, -0.0, 5e-324, 1e-7, 0.5, 1e10, 1e10 + 1, 9999999999.999998, 1e13, 1e300]
+
+
+@functools.cache
+def seconds_values() -> st.SearchStrategy[Any]:
+    """Numbers a scenario's times may hold, and many they may not (huge, negative, non-finite)."""
+    return st.one_of(
+        st.floats(0, MAX_SECONDS),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.integers(-(10**20), 10**20),
+        st.sampled_from(_EDGE_SECONDS),
+    )
+
+
+@functools.cache
+def moment_texts() -> st.SearchStrategy[str]:
+    """ISO 8601 texts across the whole calendar (years 1..9999), with UTC offsets that may push
+    them past either end, and some that are not ISO 8601 at all."""
+    offsets = st.integers(-(24 * 60 - 1), 24 * 60 - 1).map(lambda m: timezone(timedelta(minutes=m)))
+    edges = st.sampled_from(
+        [
+            "1601-01-01T00:00:00Z",
+            "1600-12-31T23:59:59.999999Z",
+            "9999-12-31T23:59:59.999999Z",
+            "9999-12-31T00:00:00Z",
+            "0001-01-01T00:00:00+00:01",
+            "9999-12-31T23:59:59-00:01",
+            "2026-01-01T00:00:00",
+            "2026-01-01T00:00:00.123456789Z",
+            "not a time",
+        ]
+    )
+    return st.one_of(
+        edges,
+        st.datetimes(timezones=st.one_of(st.just(timezone.utc), offsets)).map(
+            lambda d: d.isoformat().replace("+00:00", "Z")
+        ),
+        st.datetimes(
+            min_value=datetime(1601, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.none()
+        ).map(lambda d: d.isoformat() + "Z"),
+    )
+
+
+@functools.cache
+def json_values(depth: int = 2) -> st.SearchStrategy[Any]:
+    """Any JSON value Python's json gives: scalars of every type at their extremes (huge
+    integers, NaN and infinities, text with lone surrogates and NULs), lists and objects."""
+    scalars = st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.integers(-(2**70), 2**70),
+        st.sampled_from([10**400, -(10**400), 2**32, -(2**31) - 1, 0xFFFFFFFF]),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.text(max_size=12),
+        st.sampled_from(["", "\0", "\ud800", "\udfff\ud800", "S_OK", "0x80070005", "HTTP"]),
+    )
+    if depth <= 0:
+        return scalars
+    inner = json_values(depth - 1)
+    return st.one_of(
+        scalars,
+        st.lists(inner, max_size=3),
+        st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    )
+
+
+_PERCENT = st.integers(0, 99)
+_ODDS = st.integers(0, 49)
+
+
+def _maybe(draw: st.DrawFn, valid: st.SearchStrategy[Any], chance: float = 0.03) -> Any:
+    """``valid`` most of the time, any JSON value (of any type) sometimes."""
+    if draw(_PERCENT) < chance * 100:
+        return draw(json_values())
+    return draw(valid)
+
+
+@functools.cache
+def _document_parts() -> tuple[
+    st.SearchStrategy[Any],
+    st.SearchStrategy[int],
+    st.SearchStrategy[Any],
+    st.SearchStrategy[float],
+    st.SearchStrategy[dict[str, Any]],
+    dict[str, st.SearchStrategy[Any]],
+]:
+    """The strategies scenario_documents() draws from, made once (making them costs more than
+    drawing)."""
+    hresults = st.one_of(
+        st.integers(-(2**31), 2**32 - 1),
+        st.sampled_from(["S_OK", "s_false", "E_ABORT", "0x80072EFD", "0X1"]),
+    )
+    dwords = st.one_of(st.integers(0, 0xFFFFFFFF), st.sampled_from([0, 100, 0xFFFFFFFF]))
+    notify_names = st.one_of(
+        st.sampled_from([Notify(n).name for n in _MIDDLE] + ["0x8003", "0x800E"]), dwords
+    )
+    time_steps = st.one_of(st.sampled_from([0.0, 0.5, 2.0]), st.floats(0, 1e9))
+    data = st.fixed_dictionaries(
+        {"percent": dwords, "total_updates": dwords, "current_index": dwords},
+        optional={
+            "update_type": st.one_of(dwords, st.sampled_from(["HTTP", "unc"])),
+            "stage": st.one_of(dwords, st.sampled_from(["SEARCH", "install"])),
+            "path": st.one_of(st.none(), st.text(max_size=20)),
+        },
+    )
+    optional: dict[str, st.SearchStrategy[Any]] = {
+        "description": st.text(max_size=20),
+        "started_at": moment_texts(),
+        "open_hresult": hresults,
+        "start_hresult": hresults,
+        "abort_latency": seconds_values(),
+        "versions_before": _version_objects(),
+        "versions_after": _version_objects(),
+        "messages": st.dictionaries(
+            st.one_of(hresults.filter(lambda h: isinstance(h, str)), st.text(max_size=5)),
+            st.text(max_size=10),
+            max_size=3,
+        ),
+    }
+    return hresults, dwords, notify_names, time_steps, data, optional
+
+
+@st.composite
+def scenario_documents(draw: st.DrawFn) -> dict[str, Any]:
+    """A scenario document as ``json.loads`` gives one, fuzzed in every field: mostly valid
+    values near the edges of their ranges, sometimes any value of any type; keys left out or
+    added. What ``Scenario.from_dict`` must either accept or reject with a ScenarioError."""
+    hresults, dwords, notify_names, time_steps, data, optional = _document_parts()
+    doc: dict[str, Any] = {
+        "format": _maybe(draw, st.just("mpupdate-scenario"), 0.01),
+        "version": _maybe(draw, st.just(1), 0.01),
+        "name": _maybe(draw, st.text(min_size=1, max_size=10), 0.01),
+    }
+    notifications: list[Any] = []
+    at = 0.0
+    for _ in range(draw(st.integers(0, 6))):
+        at = at + draw(time_steps)
+        item: dict[str, Any] = {
+            "at": _maybe(draw, st.just(min(at, MAX_SECONDS)), 0.03),
+            "notify": _maybe(draw, notify_names, 0.01),
+        }
+        if draw(st.booleans()):
+            item["hresult"] = _maybe(draw, hresults, 0.03)
+        if draw(st.booleans()):
+            item["data"] = _maybe(draw, data, 0.03)
+        if draw(st.integers(0, 9)) == 0:
+            item["callback_type"] = _maybe(draw, dwords, 0.1)
+        notifications.append(item)
+    doc["notifications"] = _maybe(draw, st.just(notifications), 0.01)
+    complete: Optional[dict[str, Any]] = None
+    if draw(st.integers(0, 4)):
+        complete = {"at": min(at + 1.0, MAX_SECONDS)}
+        if draw(_ODDS) < 10:
+            complete["at"] = draw(seconds_values())
+        if draw(st.booleans()):
+            complete["hresult"] = draw(hresults)
+    doc["complete"] = _maybe(draw, st.just(complete), 0.01)
+    for key, strategy in optional.items():
+        if draw(st.integers(0, 3)) == 0:
+            doc[key] = _maybe(draw, strategy, 0.03)
+    if draw(_ODDS) == 25:  # a required key missing, or an unknown one
+        doc.pop(draw(st.sampled_from(sorted(doc))))
+    if draw(_ODDS) == 26:
+        doc[draw(st.text(max_size=8))] = draw(json_values(1))
+    return doc
+
+
+@functools.cache
+def _version_objects() -> st.SearchStrategy[dict[str, Any]]:
+    versions = st.one_of(
+        st.tuples(*[st.integers(0, 0xFFFF)] * 4).map(lambda p: ".".join(map(str, p))),
+        st.sampled_from(["1.2.3", "1.2.3.65536", "", "0.0.0.0"]),
+    )
+    component = st.one_of(
+        versions,
+        st.fixed_dictionaries({"version": versions}, optional={"updated_at": moment_texts()}),
+    )
+    return st.dictionaries(st.sampled_from([attr for attr, _ in COMPONENTS]), component, max_size=3)

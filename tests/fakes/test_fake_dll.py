@@ -6,11 +6,13 @@ import gc
 import threading
 import weakref
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Callable, Union
 
 import pytest
 
+import mpupdate
 from mpupdate._native import ffi
 from mpupdate.constants import (
     E_ABORT,
@@ -35,8 +37,10 @@ from mpupdate.fakes import (
     Scenario,
     ScenarioNotification,
     VirtualClockStall,
+    scenarios,
 )
-from mpupdate.fakes.dll import QUARANTINE, PreparedPlan
+from mpupdate.fakes.dll import MAX_STAMP, QUARANTINE, PreparedPlan
+from mpupdate.fakes.scenario import EARLIEST, LATEST, MAX_SECONDS
 from mpupdate.fakes.session import RawSession
 
 ASYNC_PROGRESS = int(UpdateOption.ASYNC | UpdateOption.PROGRESS)
@@ -661,3 +665,72 @@ def test_a_scenario_path_is_accepted_as_a_path_object(tmp_path: Path) -> None:
     path = Path(tmp_path) / "mine.json"
     Scenario("mine", messages=((0x80070005, "x"),)).dump(path)
     assert FakeMpClient(path).scenario.name == "mine"
+
+
+# -- never crash, never hang (the reliability issue) --------------------------------------------
+
+
+def test_a_scenario_that_is_not_one_is_a_type_error_naming_what_is_accepted() -> None:
+    with pytest.raises(TypeError) as info:
+        FakeMpClient(123)  # type: ignore[arg-type]
+    assert str(info.value) == (
+        "scenario must be a Scenario, the name of a built-in scenario (a str, see "
+        "mpupdate.fakes.scenarios.names()) or the path of a scenario file (a str ending in "
+        ".json or a pathlib.Path), not int 123"
+    )
+
+
+def test_a_failing_delivery_thread_ends_the_update_and_records_a_violation() -> None:
+    def fail(update: FakeUpdate, index: int, item: ScenarioNotification) -> None:
+        if index == 2:
+            raise RuntimeError("boom")
+
+    fake = FakeMpClient("updated", delivery="thread", strict=False, before_notify=fail)
+    # Before: the thread died, and the update waited for a COMPLETE that never came.
+    result = mpupdate.update(backend=fake, check=False, timeout=30)
+    assert result.outcome is mpupdate.Outcome.FAILED
+    assert result.hresult == E_FAIL
+    assert fake.updates[0].complete_hresult == E_FAIL
+    assert fake.violations == [
+        "the delivery thread of update 0x10000010 failed with RuntimeError: boom; the fake "
+        "ended the update with COMPLETE(E_FAIL)"
+    ]
+    assert fake.live_workers == 0
+    fake.clear_violations()
+
+
+@pytest.mark.parametrize("delivery", ["immediate", "timed"])
+@pytest.mark.parametrize("timeout", [1e15, 1e300])
+def test_a_timeout_past_the_calendar_saturates_the_stamps(delivery: str, timeout: float) -> None:
+    fake = FakeMpClient("hung", delivery=delivery)
+    result = mpupdate.update(backend=fake, check=False, timeout=timeout)
+    assert result.outcome is mpupdate.Outcome.TIMED_OUT
+    assert result.events[-1].timestamp == LATEST
+    assert fake.virtual_clock.now() == LATEST
+    fake.assert_clean()
+
+
+@pytest.mark.parametrize("delivery", ["immediate", "thread", "timed"])
+def test_a_scenario_at_the_ends_of_the_calendar_runs_with_exact_stamps(delivery: str) -> None:
+    base = scenarios.get("updated")
+    assert base.complete is not None
+    for started_at in (EARLIEST, LATEST - timedelta(seconds=base.complete.at)):
+        scenario = base.replace(started_at=started_at)
+        fake = FakeMpClient(scenario, delivery=delivery)
+        result = mpupdate.update(backend=fake, check=False, timeout=60)
+        assert result.outcome is mpupdate.Outcome.UPDATED
+        stamps = [event.timestamp for event in result.events]
+        assert stamps[0] == started_at
+        assert EARLIEST <= stamps[-1] <= LATEST
+        assert stamps[-1] - started_at == timedelta(seconds=base.complete.at)
+        fake.assert_clean()
+
+
+def test_plan_ticks_and_stamps_never_leave_the_filetime_range() -> None:
+    items = [ScenarioNotification(0.0, 0x8002), ScenarioNotification(MAX_SECONDS, 0x8003)]
+    plan = PreparedPlan(items)
+    assert plan.ticks == (0, 100_000_000_000_000_000)
+    for filetime in (-(10**30), -1, 0, MAX_STAMP - 5, MAX_STAMP, 10**30):
+        stamped = memoryview(plan.stamped(filetime)).cast("Q")
+        for slot in plan.stamp_slots:
+            assert 0 <= stamped[slot] <= MAX_STAMP

@@ -7,7 +7,7 @@ import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
@@ -751,3 +751,45 @@ def test_never_ending_updates_cancelled_from_python_all_end(native: MakeNative) 
     assert all(r.events[-1].hresult == E_ABORT for r in results)
     assert all(u.delivered[-1] == Notify.SIGUPDATE_COMPLETE for u in fake.updates)
     assert fake.open_handles == {} and fake.live_workers == 0
+
+
+# -- never crash, never hang (the reliability issue) --------------------------------------------
+
+
+def test_a_failing_native_delivery_thread_ends_the_update(native: MakeNative) -> None:
+    def fail(update: Any, index: int, item: Any) -> None:
+        if index == 2:
+            raise RuntimeError("boom")
+
+    fake = native("updated", delivery="thread", strict=False)
+    fake.before_notify = fail
+    # Before: the exception ended the library's thread and the update never completed.
+    result = mpupdate.update(backend=fake, check=False, timeout=30)
+    assert result.outcome is Outcome.FAILED
+    assert result.hresult == E_FAIL
+    assert fake.violations == [
+        "the delivery thread of update 0x10000010 failed with RuntimeError: boom; the fake "
+        "ended the update with COMPLETE(E_FAIL)"
+    ]
+    fake.clear_violations()
+
+
+@pytest.mark.parametrize("delivery", MODES)
+def test_native_stamps_at_the_ends_of_the_calendar(native: MakeNative, delivery: str) -> None:
+    base = scenarios.get("updated")
+    assert base.complete is not None
+    latest = datetime.max.replace(tzinfo=timezone.utc) - timedelta(seconds=base.complete.at)
+    for started_at in (datetime(1601, 1, 1, tzinfo=timezone.utc), latest):
+        fake = native(base.replace(started_at=started_at), delivery=delivery)
+        result = mpupdate.update(backend=fake, check=False, timeout=60)
+        assert result.outcome is Outcome.UPDATED
+        assert result.events[0].timestamp == started_at
+        assert result.events[-1].timestamp - started_at == timedelta(seconds=base.complete.at)
+
+
+@pytest.mark.parametrize("delivery", ["immediate", "timed"])
+def test_native_timeout_past_the_calendar_saturates(native: MakeNative, delivery: str) -> None:
+    fake = native("hung", delivery=delivery)
+    result = mpupdate.update(backend=fake, check=False, timeout=1e300)
+    assert result.outcome is Outcome.TIMED_OUT
+    assert result.events[-1].timestamp == datetime.max.replace(tzinfo=timezone.utc)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import math
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Optional
 
@@ -17,7 +17,9 @@ from mpupdate.events import Event
 from mpupdate.fakes import scenarios
 from mpupdate.fakes.clock import DEFAULT_START
 from mpupdate.fakes.scenario import (
+    EARLIEST,
     FORMAT,
+    MAX_SECONDS,
     VERSION,
     Scenario,
     ScenarioComplete,
@@ -872,10 +874,10 @@ def test_complete_at_the_same_time_as_the_last_notification_is_allowed() -> None
 @pytest.mark.parametrize(
     ("value", "problem"),
     [
-        (-0.5, "expected a finite number of seconds >= 0, got -0.5"),
-        (-1, "expected a finite number of seconds >= 0, got -1"),
-        (math.nan, "expected a finite number of seconds >= 0, got nan"),
-        (math.inf, "expected a finite number of seconds >= 0, got inf"),
+        (-0.5, "expected a finite number of seconds 0..10000000000 (about 317 years), got -0.5"),
+        (-1, "expected a finite number of seconds 0..10000000000 (about 317 years), got -1"),
+        (math.nan, "expected a finite number of seconds 0..10000000000 (about 317 years), got nan"),
+        (math.inf, "expected a finite number of seconds 0..10000000000 (about 317 years), got inf"),
         ("1", "expected seconds as a number, got a string"),
         (True, "expected seconds as a number, got a boolean"),
         (None, "expected seconds as a number, got null"),
@@ -890,14 +892,15 @@ def test_nan_in_json_text_is_reported_as_bad_seconds() -> None:
     with pytest.raises(ScenarioError) as info:
         Scenario.loads(text, source="n.json")
     assert str(info.value) == (
-        "n.json: $.complete.at: expected a finite number of seconds >= 0, got nan"
+        "n.json: $.complete.at: expected a finite number of seconds 0..10000000000 "
+        "(about 317 years), got nan"
     )
 
 
 def test_negative_abort_latency() -> None:
     assert _problem(_doc(abort_latency=-2)) == (
         "$.abort_latency",
-        "expected a finite number of seconds >= 0, got -2",
+        "expected a finite number of seconds 0..10000000000 (about 317 years), got -2",
     )
 
 
@@ -1052,3 +1055,258 @@ def test_scenario_error_is_a_value_error() -> None:
     assert isinstance(error, ValueError)
     assert str(error) == "f.json: $.x: bad"
     assert error.args == ("f.json: $.x: bad",)
+
+
+# -- ranges, hostile input, round trips (the reliability issue) ---------------------------------
+
+
+def _text_with(key_value: str) -> str:
+    """The base document's JSON with ``key_value`` (raw JSON, e.g. ``"a": 1``) added at the end."""
+    return json.dumps(_doc())[:-1] + ", " + key_value + "}"
+
+
+def _text_error(text: str) -> ScenarioError:
+    with pytest.raises(ScenarioError) as info:
+        Scenario.loads(text, source="s.json")
+    error: ScenarioError = info.value
+    assert error.source == "s.json" and error.position and error.problem
+    return error
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        ("notifications.0.at", 1e13),
+        ("complete.at", 1e300),
+        ("complete.at", 10_000_000_001),
+    ],
+)
+def test_times_past_max_seconds_are_rejected_with_the_range(path: str, value: float) -> None:
+    position, problem = _problem(_with(path, value))
+    assert position == "$." + path.replace(".0.", "[0].")
+    assert "0..10000000000 (about 317 years)" in problem
+
+
+def test_times_up_to_max_seconds_are_accepted() -> None:
+    scenario = Scenario.from_dict(_with("complete.at", MAX_SECONDS))
+    assert scenario.complete is not None and scenario.complete.at == 1e10
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "1600-12-31T23:59:59Z",
+        "0001-01-01T00:00:00Z",
+        "0001-01-01T00:00:00+05:00",  # OverflowError converting to UTC, before
+        "9999-12-31T23:00:00-05:00",  # ditto
+    ],
+)
+def test_started_at_outside_the_calendar_is_rejected_with_the_range(value: str) -> None:
+    position, problem = _problem(_doc(started_at=value))
+    assert position == "$.started_at"
+    assert "out of range: moments are 1601-01-01T00:00:00Z..9999-12-31T23:59:59.999999Z" in problem
+
+
+def test_started_at_must_leave_room_for_the_scenario_span() -> None:
+    doc = _doc(started_at="9999-12-31T23:59:59Z", abort_latency=0.5)
+    position, problem = _problem(doc)
+    assert position == "$.started_at"
+    assert problem == (
+        "9999-12-31T23:59:59Z is too late: the scenario runs 2.5 seconds from its start (its "
+        "last time plus abort_latency), so it must start "
+        "1601-01-01T00:00:00Z..9999-12-31T23:59:57.499999Z for its FILETIMEs to stay in the "
+        "calendar"
+    )
+    latest = Scenario.from_dict(_doc(started_at="9999-12-31T23:59:57.999999Z"))
+    assert latest.started_at == datetime(9999, 12, 31, 23, 59, 57, 999999, tzinfo=UTC)
+    earliest = Scenario.from_dict(_doc(started_at="1601-01-01T00:00:00Z"))
+    assert earliest.started_at == EARLIEST
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("1500-01-01T00:00:00Z", "out of range"),
+        ("1601-01-01T00:00:00Z", "FILETIME 0"),
+        ("0001-01-01T00:00:00+01:00", "out of range"),
+    ],
+)
+def test_version_update_time_outside_filetime_is_rejected(value: str, problem: str) -> None:
+    doc = _doc(versions_before={"engine": {"version": "1.0.0.0", "updated_at": value}})
+    position, text = _problem(doc)
+    assert position == "$.versions_before.engine.updated_at"
+    assert problem in text
+
+
+@pytest.mark.parametrize(
+    ("make", "position"),
+    [
+        (lambda: ScenarioNotification(1e13, 0x8001), "at"),
+        (lambda: ScenarioNotification(math.nan, 0x8001), "at"),
+        (lambda: ScenarioNotification(-1.0, 0x8001), "at"),
+        (lambda: ScenarioNotification(0.0, -1), "notify"),
+        (lambda: ScenarioNotification(0.0, 0x8001, 1 << 32), "hresult"),
+        (lambda: ScenarioNotification(0.0, 0x8001, callback_type=1 << 32), "callback_type"),
+        (lambda: ScenarioNotification(0.0, 0x8001, data="x"), "data"),  # type: ignore[arg-type]
+        (lambda: ScenarioComplete(1e300), "at"),
+        (lambda: SigUpdateData(percent=1 << 32), "percent"),
+        (lambda: SigUpdateData(path="a\0b"), "path"),
+        (lambda: Scenario("x", started_at=datetime(1600, 1, 1, tzinfo=UTC)), "started_at"),
+        (lambda: Scenario("x", started_at=datetime(2026, 1, 1)), "started_at"),
+        (lambda: Scenario("x", started_at=datetime.max.replace(tzinfo=UTC)), "started_at"),
+        (lambda: Scenario("x", abort_latency=math.inf), "abort_latency"),
+        (lambda: Scenario(""), "name"),
+        (lambda: Scenario("x", messages=((5, "a"), (5, "b"))), "messages[1]"),
+        (
+            lambda: Scenario(
+                "x",
+                versions_before=VersionInfo(
+                    *(ComponentVersion(0, datetime(1500, 1, 1, tzinfo=UTC)) for _ in range(8))
+                ),
+            ),
+            "versions_before.product.updated_at",
+        ),
+    ],
+)
+def test_constructors_check_the_ranges_loading_checks(make: Any, position: str) -> None:
+    with pytest.raises(ScenarioError) as info:
+        make()
+    assert info.value.position == position
+
+
+def test_constructors_normalize_what_loading_normalizes() -> None:
+    scenario = Scenario(
+        "x",
+        notifications=[ScenarioNotification(1, 0x8002, -2147024891)],  # type: ignore[arg-type]
+        complete=ScenarioComplete(2, -1),
+        started_at=datetime(2026, 3, 1, 9, 30, tzinfo=timezone(-timedelta(hours=5))),
+        messages=((0x80072EFD, "b"), (-2147024891, "a")),
+        description="\ud83d\ude00 \ud800",  # a pair as two code points, and a lone surrogate
+    )
+    assert scenario.notifications == (ScenarioNotification(1.0, 0x8002, 0x80070005),)
+    assert type(scenario.notifications[0].at) is float
+    assert scenario.complete == ScenarioComplete(2.0, 0xFFFFFFFF)
+    assert scenario.started_at.tzinfo is UTC and scenario.started_at.hour == 14
+    assert scenario.messages == ((0x80070005, "a"), (0x80072EFD, "b"))
+    assert scenario.description == "\U0001f600 \ud800"
+    assert Scenario.loads(scenario.dumps()) == scenario
+
+
+def test_deep_nesting_is_a_scenario_error_with_a_position() -> None:
+    error = _text_error(_text_with('"description": ' + "[" * 100_000 + "]" * 100_000))
+    assert error.problem == "nested more than 64 levels deep"
+    assert error.position.startswith("line 1, column ")
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
+    scenario = Scenario.loads(_text_with(json.dumps({"description": "[" * 1000})[1:-1]))
+    assert scenario.description == "[" * 1000
+
+
+@pytest.mark.parametrize(
+    ("key_value", "position", "problem"),
+    [
+        (
+            '"abort_latency": ' + "9" * 5000,
+            "$.abort_latency",
+            "expected a finite number of seconds 0..10000000000 (about 317 years), got a "
+            "5000-digit integer",
+        ),
+        ('"open_hresult": -' + "9" * 5000, "$.open_hresult", "a 5000-digit integer does not fit"),
+        ('"version": ' + "1" * 4500, "$.version", "the file has a 4500-digit integer"),
+    ],
+)
+def test_huge_integers_are_reported_at_their_position(
+    key_value: str, position: str, problem: str
+) -> None:
+    text = _text_with(key_value)
+    if key_value.startswith('"version"'):
+        text = text.replace('"version": 1, ', "")
+    error = _text_error(text)
+    assert error.position == position
+    assert problem in error.problem
+
+
+def test_huge_integer_given_to_from_dict_is_shown_by_its_size() -> None:
+    with pytest.raises(ScenarioError) as info:
+        Scenario.from_dict(_with("notifications.1.data.percent", 10**5000))
+    assert (info.value.position, info.value.problem) == (
+        "$.notifications[1].data.percent",
+        "expected an integer 0..4294967295, got an integer of about 5001 digits",
+    )
+
+
+@pytest.mark.parametrize(
+    ("key_value", "position", "key"),
+    [
+        ('"complete": {"at": 0.1, "hresult": "E_FAIL"}', "$.complete", "complete"),
+        ('"name": "second"', "$.name", "name"),
+    ],
+)
+def test_duplicate_keys_are_rejected_where_they_are(
+    key_value: str, position: str, key: str
+) -> None:
+    error = _text_error(_text_with(key_value))
+    assert (error.position, error.problem) == (
+        position,
+        f"duplicate key {key!r}: each key may appear once in an object",
+    )
+
+
+def test_duplicate_keys_inside_a_notification_are_rejected() -> None:
+    text = json.dumps(_doc()).replace('"at": 1.0,', '"at": 1.0, "at": 0.1,')
+    error = _text_error(text)
+    assert error.position == "$.notifications[1].at"
+    assert error.problem.startswith("duplicate key 'at'")
+
+
+def test_two_message_keys_naming_one_code_are_rejected() -> None:
+    doc = _doc(messages={"0x80070005": "a", "E_ACCESSDENIED": "b"})
+    assert _problem(doc) == (
+        "$.messages.E_ACCESSDENIED",
+        "names the same code (0x80070005) as the key '0x80070005': give each code one message",
+    )
+
+
+def test_lone_surrogates_load_dump_and_round_trip(tmp_path: Path) -> None:
+    text = json.dumps(_doc(description="x")).replace('"x"', '"\\ud800 \\udc00\\ud800 \\ud83d"')
+    scenario = Scenario.loads(text)
+    assert scenario.description == "\ud800 \udc00\ud800 \ud83d"
+    dumped = scenario.dumps()
+    assert "\\ud800 \\udc00\\ud800 \\ud83d" in dumped
+    dumped.encode("utf-8")  # valid UTF-8 text: no raw surrogate in it
+    assert Scenario.loads(dumped) == scenario
+    scenario.dump(tmp_path / "s.json")
+    assert Scenario.load(tmp_path / "s.json") == scenario
+
+
+def test_loads_takes_utf8_bytes_and_reports_a_bad_byte() -> None:
+    assert Scenario.loads(json.dumps(_doc()).encode("utf-8")).name == "t"
+    with pytest.raises(ScenarioError) as info:
+        Scenario.loads(b'{"name": "caf\xe9"}', source="b")
+    assert (info.value.position, info.value.problem) == ("byte 13", "the file is not UTF-8")
+
+
+def test_odd_keys_are_named_as_json_paths() -> None:
+    assert _problem(_doc(**{"a b": 1}))[0] == '$["a b"]'
+    with pytest.raises(ScenarioError) as info:
+        Scenario.from_dict({**_doc(), 5: 1})
+    assert (info.value.position, info.value.problem) == ("$[5]", "keys must be strings")
+
+
+def test_long_values_are_cut_in_messages() -> None:
+    position, problem = _problem(_doc(format="x" * 10_000))
+    assert position == "$.format" and len(problem) < 150
+
+
+def test_load_of_a_path_with_nul_is_a_scenario_error() -> None:
+    with pytest.raises(ScenarioError) as info:
+        Scenario.load("bad\0name.json")
+    assert info.value.position == "file"
+
+
+def test_load_any_names_what_it_accepts() -> None:
+    with pytest.raises(TypeError, match=r"scenario must be a Scenario, the name of a built-in"):
+        scenarios.load_any(123)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"not int 123"):
+        scenarios.get(123)  # type: ignore[arg-type]

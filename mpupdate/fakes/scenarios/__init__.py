@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -38,6 +39,9 @@ def get(name: str) -> Scenario:
 
     Files are read anew on every call; built-in scenarios are parsed once.
     """
+    value: object = name  # typed str, but called with anything
+    if not isinstance(value, str):
+        raise _not_a_scenario(value)
     if name.endswith(".json") or "/" in name or "\\" in name:
         return Scenario.load(name)
     return _built_in(name)
@@ -55,9 +59,22 @@ def _built_in(name: str) -> Scenario:
 
 
 def load_any(scenario: Union[Scenario, str, Path]) -> Scenario:
-    """A Scenario as it is, a built-in name, or a path."""
+    """A Scenario as it is, a built-in name, or a path (str or os.PathLike).
+
+    TypeError for anything else, naming what is accepted; ScenarioError for a name or file
+    that is not a valid scenario."""
     if isinstance(scenario, Scenario):
         return scenario
-    if isinstance(scenario, Path):
-        return Scenario.load(scenario)
-    return get(scenario)
+    if isinstance(scenario, str):
+        return get(scenario)
+    if isinstance(scenario, os.PathLike):
+        return Scenario.load(Path(scenario))
+    raise _not_a_scenario(scenario)
+
+
+def _not_a_scenario(value: object) -> TypeError:
+    return TypeError(
+        "scenario must be a Scenario, the name of a built-in scenario (a str, see "
+        "mpupdate.fakes.scenarios.names()) or the path of a scenario file (a str ending in "
+        f".json or a pathlib.Path), not {type(value).__name__} {value!r:.60}"
+    )
