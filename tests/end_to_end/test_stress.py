@@ -182,7 +182,7 @@ def test_many_updates_on_one_client_from_16_threads(make_fake: MakeFake) -> None
     fake = make_fake("updated-three-packages")
     registered = registered_updates()
     failures = Failures()
-    rounds = 6 * ROUNDS
+    rounds = 63 * ROUNDS  # 16 x 63 = 1,008 operations on one Client
     client = mpupdate.Client(fake)
 
     def worker(index: int) -> Callable[[], None]:
@@ -206,7 +206,7 @@ def test_many_clients_from_16_threads(make_fake: MakeFake) -> None:
     fake = make_fake("updated-three-packages")
     registered = registered_updates()
     failures = Failures()
-    rounds = 4 * ROUNDS
+    rounds = 63 * ROUNDS  # 16 x 63 = 1,008 Clients, an operation each
 
     def worker(index: int) -> Callable[[], None]:
         def body() -> None:
