@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -57,7 +58,9 @@ FAKES = {
 
 
 @pytest.mark.parametrize("kind", sorted(FAKES))
-def test_exit_with_updates_in_flight_closes_updates_then_the_manager(kind: str) -> None:
+def test_exit_with_updates_in_flight_closes_updates_then_the_manager(
+    kind: str, tmp_path: Path
+) -> None:
     if kind == "native":
         why = unavailable_reason()
         if why is not None:
@@ -68,6 +71,7 @@ def test_exit_with_updates_in_flight_closes_updates_then_the_manager(kind: str) 
         capture_output=True,
         text=True,
         timeout=60,
+        cwd=tmp_path,  # not a source checkout's root, whose mpupdate/ would hide the installed one
     )
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
