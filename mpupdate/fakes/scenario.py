@@ -481,7 +481,14 @@ class Scenario:
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "<dict>") -> Scenario:
-        """Validate a parsed scenario (a dict as JSON gives it); ScenarioError if invalid."""
+        """Validate a parsed scenario (a dict as JSON gives it); ScenarioError if invalid.
+
+        A recorded trace (``"format": "mpupdate-trace"``, :mod:`mpupdate.fakes.trace`) is
+        validated as one and gives its scenario, so the fakes replay traces too."""
+        if isinstance(data, dict) and data.get("format") == "mpupdate-trace":
+            from .trace import Trace
+
+            return Trace.from_dict(data, source).scenario
         return _Reader(source).scenario(data)
 
     # -- writing ---------------------------------------------------------------------------

@@ -42,6 +42,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("api",),  # update() / run_update()
     ("aio",),  # update_async()
     ("__init__",),  # the package: the public names
+    ("cli",),  # the mpupdate command (reaches the fakes by name, through importlib)
+    ("__main__",),  # python -m mpupdate
 )
 
 
@@ -283,9 +285,10 @@ def _modules_after(code: str) -> set[str]:
     return set(done.stdout.split())
 
 
-#: Core modules imported on first use, not by ``import mpupdate``: the asyncio façade, and the
-#: FILETIME conversions (datetime), which timestamps and version queries import.
-ON_FIRST_USE = ("aio", "filetime")
+#: Core modules imported on first use, not by ``import mpupdate``: the asyncio façade, the
+#: FILETIME conversions (datetime), which timestamps and version queries import, and the
+#: ``mpupdate`` command (``mpupdate.cli``, ``python -m mpupdate``).
+ON_FIRST_USE = ("aio", "filetime", "cli", "__main__")
 
 
 def test_import_mpupdate_stays_light() -> None:
