@@ -51,6 +51,8 @@ __all__ = [
     "mpclient_candidates",
     "pe_machine",
     "resolve_backend",
+    "set_real_dll_guard",
+    "use_backend",
 ]
 
 #: The exports a backend provides, in the order the loader reports missing ones.
@@ -538,6 +540,9 @@ class DllBackend:
     ) -> None:
         from ._native import lib
 
+        guard = _real_dll_guard
+        if guard is not None and path is None and environment is None:
+            guard()  # this process's own search for the real DLL: the guard may refuse it
         environment = environment or LoaderEnvironment()
         if path is None:
             path = environment.environ.get(ENV_PATH) or None
@@ -665,16 +670,73 @@ def _unavailable(tried: tuple[tuple[str, str], ...], windows: bool) -> BackendUn
     )
 
 
+# -- seams for test harnesses (the pytest plugin of mpupdate.fakes) ------------------------------
+
+_default_lock = threading.Lock()
+_default_backends: list[Backend] = []  # use_backend's stack; the last one is the default
+_real_dll_guard: Optional[Callable[[], None]] = None
+
+
+class use_backend:  # a class named as the function its callers see: ``with use_backend(x):``
+    """Make ``backend`` what ``backend=None`` means while the ``with`` block runs.
+
+    ``with use_backend(FakeMpClient("reboot-required")) as fake:``: ``mpupdate.update()`` and
+    ``mpupdate.Client()`` without a backend use ``fake``, ahead of ``$MPUPDATE_BACKEND``. The
+    default is process-wide (every thread sees it: code under test may start its own), so it is
+    meant for test harnesses, not for libraries. Blocks nest; leaving one restores what was the
+    default before it. ``backend`` is anything :func:`resolve_backend` takes except None (a
+    string is resolved once, on entry).
+    """
+
+    def __init__(self, backend: Union[Backend, str]) -> None:
+        self.backend = resolve_backend(backend)
+
+    def __enter__(self) -> Backend:
+        with _default_lock:
+            _default_backends.append(self.backend)
+        return self.backend
+
+    def __exit__(self, *exc_info: object) -> None:
+        with _default_lock:
+            for index in range(len(_default_backends) - 1, -1, -1):
+                if _default_backends[index] is self.backend:
+                    del _default_backends[index]
+                    break
+
+
+def set_real_dll_guard(
+    guard: Optional[Callable[[], None]],
+) -> Optional[Callable[[], None]]:
+    """Install ``guard`` (None removes it); returns the guard it replaces.
+
+    While installed, ``guard()`` is called whenever this process is about to search for and load
+    the real MpClient.dll itself: ``DllBackend()`` with neither a path nor a
+    :class:`LoaderEnvironment` (what ``backend=None`` and ``backend="dll"`` come to). It refuses
+    by raising. An explicit path (``DllBackend(path)``, ``"dll:<path>"``, announced with a
+    warning) and an injected environment are not guarded. The pytest plugin of ``mpupdate.fakes``
+    installs one so that no test loads Defender's DLL by accident.
+    """
+    global _real_dll_guard
+    with _default_lock:
+        previous, _real_dll_guard = _real_dll_guard, guard
+    return previous
+
+
 def resolve_backend(spec: Union[Backend, str, None] = None) -> Backend:
     """Turn a ``backend=`` argument into a backend.
 
-    - ``None``: ``$MPUPDATE_BACKEND`` if set, else the real DLL (:class:`DllBackend`).
+    - ``None``: the innermost :class:`use_backend` block's backend if one is active, else
+      ``$MPUPDATE_BACKEND`` if set, else the real DLL (:class:`DllBackend`).
     - ``"fake"`` / ``"fake:<scenario name or .json path>"``: a FakeMpClient delivering from its
       own thread, as ASYNC does.
     - ``"dll"``: the real DLL; ``"dll:<path>"``: a library at an explicit path (warned).
     - an object with the exports: used as it is.
     """
     if spec is None:
+        with _default_lock:
+            default = _default_backends[-1] if _default_backends else None
+        if default is not None:
+            return default
         spec = os.environ.get(ENV_BACKEND) or "dll"
     if isinstance(spec, str):
         kind, _, argument = spec.partition(":")

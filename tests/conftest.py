@@ -1,5 +1,7 @@
-"""Shared test set-up. The mpupdate.fakes pytest plugin (loaded from pyproject's addopts) checks
-after every test that each FakeMpClient is clean and that no update is left registered."""
+"""Shared test set-up. The mpupdate.fakes pytest plugin (the installed package's pytest11 entry
+point, also named by pyproject's addopts) checks after every test that each FakeMpClient is clean
+and that no update is left registered, and stops any test not marked ``mpupdate_real`` from
+searching for and loading the real MpClient.dll."""
 
 from __future__ import annotations
 
@@ -32,3 +34,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="also run the conformance suite against the real MpClient.dll (Windows with "
         "Microsoft Defender, elevated prompt): this performs real signature updates",
     )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The conformance suite's ``real`` lane loads the real DLL: allowed by the plugin's guard.
+    for item in items:
+        if item.get_closest_marker("real"):
+            item.add_marker(pytest.mark.mpupdate_real)

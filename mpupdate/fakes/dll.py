@@ -135,8 +135,11 @@ def tracking() -> Iterator[list[FakeMpClient]]:
     try:
         yield made
     finally:
-        with _trackers_lock:
-            _trackers.remove(made)
+        with _trackers_lock:  # by identity: two blocks may hold equal lists of the same fakes
+            for index, tracker in enumerate(_trackers):
+                if tracker is made:
+                    del _trackers[index]
+                    break
 
 
 def _track(fake: FakeMpClient) -> None:

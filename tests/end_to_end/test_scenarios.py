@@ -170,6 +170,7 @@ def test_backend_string_may_name_a_scenario_file(tmp_path: Path) -> None:
     assert result.hresult == 0x800106BA
 
 
+@pytest.mark.mpupdate_real  # searches for the real DLL on purpose (and finds none)
 @pytest.mark.skipif(sys.platform == "win32", reason="MpClient.dll may exist on Windows")
 def test_no_backend_on_linux_says_how_to_use_the_fake(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MPUPDATE_BACKEND", raising=False)
@@ -189,6 +190,7 @@ def test_bad_backend_arguments_are_refused_clearly() -> None:
         mpupdate.update(backend=object())  # type: ignore[arg-type]
 
 
+@pytest.mark.mpupdate_real  # searches for the real DLL on purpose (and finds none)
 @pytest.mark.skipif(sys.platform != "win32", reason="searches the Windows Defender folders")
 def test_no_defender_on_windows_names_the_paths_tried_and_the_fake(
     monkeypatch: pytest.MonkeyPatch,

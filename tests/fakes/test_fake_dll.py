@@ -734,3 +734,14 @@ def test_plan_ticks_and_stamps_never_leave_the_filetime_range() -> None:
         stamped = memoryview(plan.stamped(filetime)).cast("Q")
         for slot in plan.stamp_slots:
             assert 0 <= stamped[slot] <= MAX_STAMP
+
+
+def test_nested_tracking_blocks_that_saw_the_same_fakes_end_in_any_order() -> None:
+    from mpupdate.fakes import tracking
+
+    with tracking() as outer:
+        with tracking() as inner:
+            first = FakeMpClient("updated")
+        assert outer == inner == [first]  # equal lists: the inner block removes its own
+        second = FakeMpClient("updated")
+    assert outer == [first, second] and inner == [first]
