@@ -1,10 +1,13 @@
 """Hypothesis strategies for update notification sequences and scenarios.
 
 ``grammatical_scenarios()`` draws scenarios whose notifications follow the grammar of MPCLIENT.md
-section 4 (what strict mode accepts); ``any_scenarios()`` draws scenarios in any order, with
-unknown numbers and missing data (what lenient mode must survive). ``scenario_documents()``
-draws scenario *files* (as ``json.loads`` gives them) fuzzed in every field, for what the loader
-must accept or reject with a ScenarioError. Requires ``hypothesis`` (the ``test`` extra).
+section 4 (what strict mode accepts), optionally with a given outcome or reboot:
+``successful_updates()``, ``failing_updates()``, ``cancelled_updates()`` and ``reboot_updates()``
+are the usual choices for testing code that updates Defender. ``any_scenarios()`` draws hostile
+sequences: any order, unknown numbers and missing data (what lenient mode must survive).
+``scenario_documents()`` draws scenario *files* (as ``json.loads`` gives them) fuzzed in every
+field, for what the loader must accept or reject with a ScenarioError. Requires ``hypothesis``
+(the ``test`` extra).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any, Optional
 from hypothesis import strategies as st
 
 from mpupdate.constants import E_ABORT, S_FALSE, S_OK, Notify, SigUpdateType, Stage
+from mpupdate.results import Outcome
 from mpupdate.versions import COMPONENTS
 
 from .scenario import (
@@ -28,13 +32,17 @@ from .scenario import (
 
 __all__ = [
     "any_scenarios",
+    "cancelled_updates",
+    "failing_updates",
     "failure_hresults",
     "grammatical_scenarios",
     "json_values",
     "moment_texts",
+    "reboot_updates",
     "scenario_documents",
     "seconds_values",
     "sigupdate_data",
+    "successful_updates",
 ]
 
 N = Notify
@@ -57,11 +65,34 @@ def sigupdate_data(total: int, index: int, stage: Stage) -> st.SearchStrategy[Si
     )
 
 
+#: What ``grammatical_scenarios(outcome=...)`` can promise, by the outcome's value.
+_ENDINGS = {
+    "updated": ["success"],
+    "already current": ["success"],
+    "failed": ["failure", "internal-failure"],
+    "cancelled": ["failure"],
+}
+
+
 @st.composite
-def grammatical_scenarios(draw: st.DrawFn) -> Scenario:
-    """A scenario the strict grammar accepts, ending in success, S_FALSE or a failure."""
+def grammatical_scenarios(
+    draw: st.DrawFn, outcome: Optional[Outcome] = None, reboot: Optional[bool] = None
+) -> Scenario:
+    """A scenario the strict grammar accepts, ending in success, S_FALSE or a failure.
+
+    ``outcome`` (UPDATED, ALREADY_CURRENT, FAILED or CANCELLED) draws only scenarios an update
+    ends with that outcome; ``reboot=True`` only scenarios that report REBOOT_REQUIRED (with
+    UPDATED), ``reboot=False`` none that do.
+    """
+    if outcome is not None and outcome.value not in _ENDINGS:
+        raise ValueError(f"outcome must be one of {sorted(_ENDINGS)}, not {outcome.value!r}")
+    if reboot and outcome not in (None, Outcome.UPDATED):
+        raise ValueError("reboot=True draws updates that succeed: outcome must be UPDATED")
+    if reboot:
+        outcome = Outcome.UPDATED
     kinds: list[tuple[Notify, Stage, int, int]] = []
-    packages = draw(st.integers(0, 3))
+    # ALREADY_CURRENT is S_FALSE: nothing was needed, so no packages.
+    packages = 0 if outcome is Outcome.ALREADY_CURRENT else draw(st.integers(1 if reboot else 0, 3))
     kinds.append((N.SIGUPDATE_SEARCH_START, Stage.SEARCH, packages, 0))
     kinds.append((N.SIGUPDATE_SEARCH_COMPLETE, Stage.SEARCH, packages, 0))
     if packages and draw(st.booleans()):
@@ -77,11 +108,12 @@ def grammatical_scenarios(draw: st.DrawFn) -> Scenario:
             st.integers(0, 3)
         )
         kinds.append((N.SIGUPDATE_INSTALL_COMPLETE, Stage.INSTALL, packages, index))
-    if packages and draw(st.booleans()):
+    if packages and (draw(st.booleans()) if reboot is None else reboot):
         kinds.append((N.SIGUPDATE_REBOOT_REQUIRED, Stage.INSTALL, packages, 0))
     if draw(st.booleans()):
         kinds.append((N.SIGUPDATE_REQUEST_PROCESSED, Stage.INSTALL, packages, 0))
-    ending = draw(st.sampled_from(["success", "failure", "internal-failure"]))
+    endings = ["success", "failure", "internal-failure"]
+    ending = draw(st.sampled_from(endings if outcome is None else _ENDINGS[outcome.value]))
     if ending != "success":
         kinds = kinds[: draw(st.integers(0, len(kinds)))]
     notifications = []
@@ -110,7 +142,16 @@ def grammatical_scenarios(draw: st.DrawFn) -> Scenario:
         hresult = 0
         notifications.append(ScenarioNotification(round(at, 3), int(notify), hresult, data))
     if ending == "success":
-        final = S_FALSE if packages == 0 and draw(st.booleans()) else S_OK
+        if outcome is Outcome.ALREADY_CURRENT:
+            final = S_FALSE
+        elif outcome is Outcome.UPDATED:
+            final = S_OK
+        else:
+            final = S_FALSE if packages == 0 and draw(st.booleans()) else S_OK
+    elif outcome is Outcome.CANCELLED:
+        final = E_ABORT
+    elif outcome is Outcome.FAILED:
+        final = draw(failure_hresults.filter(lambda code: code != E_ABORT))
     else:
         final = draw(failure_hresults)
         if ending == "internal-failure":
@@ -118,6 +159,30 @@ def grammatical_scenarios(draw: st.DrawFn) -> Scenario:
             notifications.append(ScenarioNotification(round(at, 3), int(N.INTERNAL_FAILURE), final))
     complete = ScenarioComplete(round(at + 0.5, 3), final)
     return Scenario("drawn", "drawn by grammatical_scenarios()", tuple(notifications), complete)
+
+
+def successful_updates() -> st.SearchStrategy[Scenario]:
+    """Updates that install signatures (UPDATED), with or without a reboot."""
+    drawn: st.SearchStrategy[Scenario] = grammatical_scenarios(outcome=Outcome.UPDATED)
+    return drawn
+
+
+def failing_updates() -> st.SearchStrategy[Scenario]:
+    """Updates that fail (FAILED): a failing COMPLETE, early or after INTERNAL_FAILURE."""
+    drawn: st.SearchStrategy[Scenario] = grammatical_scenarios(outcome=Outcome.FAILED)
+    return drawn
+
+
+def cancelled_updates() -> st.SearchStrategy[Scenario]:
+    """Updates the service reports as aborted (COMPLETE with E_ABORT: CANCELLED)."""
+    drawn: st.SearchStrategy[Scenario] = grammatical_scenarios(outcome=Outcome.CANCELLED)
+    return drawn
+
+
+def reboot_updates() -> st.SearchStrategy[Scenario]:
+    """Updates that succeed and need a reboot (REBOOT_REQUIRED; ``result.reboot_required``)."""
+    drawn: st.SearchStrategy[Scenario] = grammatical_scenarios(reboot=True)
+    return drawn
 
 
 _MIDDLE = [int(n) for n in Notify if n not in (N.SIGUPDATE_START, N.SIGUPDATE_COMPLETE)]
