@@ -55,7 +55,7 @@ from .errors import (
 )
 from .events import Event
 from .machine import Phase, Progress, UpdateMachine
-from .results import Anomaly, Outcome, UpdateResult
+from .results import Anomaly, Attempt, Outcome, UpdateResult
 from .versions import ComponentVersion, VersionInfo
 
 TYPE_CHECKING = False
@@ -69,6 +69,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AccessDeniedError",
     "Anomaly",
+    "Attempt",
     "Backend",
     "BackendUnavailableError",
     "CallbackType",

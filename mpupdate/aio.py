@@ -15,13 +15,14 @@ import contextlib
 import threading
 
 from . import _log
-from .api import run_update
+from .api import run_update, sources_of
 from .client import check_progress, check_timeout, update_flags
 from .constants import Source
 from .errors import MpError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Optional, Union
 
     from .backends import Backend
@@ -88,7 +89,7 @@ class _Bridge:
 
 
 async def update_async(
-    source: Source = Source.DEFAULT,
+    source: Union[Source, Sequence[Source]] = Source.DEFAULT,
     progress: Optional[ProgressFunction] = None,
     timeout: Optional[float] = None,
     backend: Union[Backend, str, None] = None,
@@ -98,7 +99,8 @@ async def update_async(
 ) -> UpdateResult:
     """:func:`mpupdate.update` for asyncio; same arguments, same result and errors (a bad
     argument raises before anything is scheduled)."""
-    update_flags(source, options, blocking=False)
+    for each in sources_of(source):
+        update_flags(each, options, blocking=False)
     timeout = check_timeout(timeout)
     check_progress(progress)
     loop = asyncio.get_running_loop()

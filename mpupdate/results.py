@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # annotations only (neither events nor versions imports this 
     from .events import Event
     from .versions import VersionInfo
 
-__all__ = ["Anomaly", "Outcome", "UpdateResult", "outcome_of"]
+__all__ = ["Anomaly", "Attempt", "Outcome", "UpdateResult", "outcome_of"]
 
 
 class Outcome(enum.Enum):
@@ -61,6 +61,36 @@ class Anomaly(Frozen):
         return where + self.message
 
 
+class Attempt(Frozen):
+    """One source tried by an update given several (``mpupdate.update(source=[...])``).
+
+    Immutable; equal when the fields are. ``hresult`` unsigned; ``duration`` in seconds, on the
+    backend's clock.
+    """
+
+    __match_args__ = ("source", "outcome", "hresult", "message", "duration")
+    __slots__ = __match_args__
+
+    source: Source
+    outcome: Outcome
+    hresult: int
+    message: str
+    duration: float
+
+    def __init__(
+        self, source: Source, outcome: Outcome, hresult: int, message: str, duration: float
+    ) -> None:
+        field = object.__setattr__
+        field(self, "source", source)
+        field(self, "outcome", outcome)
+        field(self, "hresult", hresult)
+        field(self, "message", message)
+        field(self, "duration", duration)
+
+    def __str__(self) -> str:
+        return f"{self.source.name}: {self.outcome.name} {format_hresult(self.hresult)}"
+
+
 class UpdateResult(Frozen):
     """How an update ended, with everything that was seen on the way.
 
@@ -81,6 +111,7 @@ class UpdateResult(Frozen):
         "versions_before",
         "versions_after",
         "hint",
+        "attempts",
     )
     __slots__ = __match_args__
 
@@ -99,6 +130,9 @@ class UpdateResult(Frozen):
     versions_before: Optional[VersionInfo]
     versions_after: Optional[VersionInfo]
     hint: Optional[str]
+    attempts: tuple[Attempt, ...]
+    """Every source tried, in order, when the update was given several (the result is the last
+    attempt's); empty for a single source."""
 
     def __init__(
         self,
@@ -115,6 +149,7 @@ class UpdateResult(Frozen):
         versions_before: Optional[VersionInfo] = None,
         versions_after: Optional[VersionInfo] = None,
         hint: Optional[str] = None,
+        attempts: tuple[Attempt, ...] = (),
     ) -> None:
         field = object.__setattr__
         field(self, "outcome", outcome)
@@ -130,6 +165,7 @@ class UpdateResult(Frozen):
         field(self, "versions_before", versions_before)
         field(self, "versions_after", versions_after)
         field(self, "hint", hint)
+        field(self, "attempts", attempts)
 
     @property
     def ok(self) -> bool:

@@ -106,6 +106,7 @@ def test_the_package_s_value_classes_are_frozen() -> None:
     names = {cls.__name__ for cls in _frozen_classes()}
     assert names == {
         "Anomaly",
+        "Attempt",
         "ComponentVersion",
         "HResultInfo",
         "LoaderEnvironment",

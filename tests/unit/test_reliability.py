@@ -15,7 +15,7 @@ from typing import Any, Optional
 import pytest
 
 import mpupdate
-from mpupdate.constants import E_FAIL, Notify, UpdateOption
+from mpupdate.constants import E_FAIL, SOURCE_OPTION_MASK, Notify, UpdateOption
 from mpupdate.fakes import FakeMpClient
 from mpupdate.machine import Outcome
 
@@ -235,7 +235,9 @@ def test_cancel_after_the_update_completed_is_a_no_op_even_if_the_dll_refuses() 
         ({"options": 1.5}, TypeError, "options must be UpdateOption flags or an int"),
         ({"options": True}, TypeError, "options must be UpdateOption flags or an int"),
         ({"progress": 5}, TypeError, "progress must be a function taking a Progress"),
-        ({"source": 1}, TypeError, "source must be a mpupdate.Source, not int"),
+        ({"source": 1}, TypeError, "source must be a mpupdate.Source or a list of them, not int"),
+        ({"source": []}, ValueError, "source must name at least one mpupdate.Source"),
+        ({"source": [mpupdate.Source.MMPC, "wsus"]}, TypeError, r"source\[1\] must be a mpupdate"),
     ],
 )
 def test_bad_arguments_are_refused_before_any_handle_opens(
@@ -357,3 +359,61 @@ def test_ctrl_c_while_awaiting_update_async_aborts_and_cleans_up() -> None:
     assert started.is_set()
     assert fake.updates[0].aborted
     assert fake.open_handles == {} and mpupdate._native.registry_size() == 0
+
+
+# -- several sources, tried in order ------------------------------------------------------------
+
+
+class BySource(FakeMpClient):
+    """A DLL whose update fails from some sources: ``failing`` maps a Source to the COMPLETE's
+    code for updates started from it (others run the scenario)."""
+
+    def __init__(self, failing: dict[mpupdate.Source, int], *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.failing = failing
+        self.tried: list[int] = []
+
+    def MpUpdateStart(self, manager: Any, options: int, info: Any, out: Any) -> int:
+        self.tried.append(options)
+        for source, code in self.failing.items():
+            if options & SOURCE_OPTION_MASK == int(source.option):
+                return code
+        return super().MpUpdateStart(manager, options, info, out)
+
+
+def test_sources_are_tried_in_order_until_one_updates() -> None:
+    wsus, mmpc, default = mpupdate.Source.WSUS, mpupdate.Source.MMPC, mpupdate.Source.DEFAULT
+    fake = BySource({wsus: 0x80240022}, "updated")
+    result = mpupdate.update(source=[wsus, mmpc, default], backend=fake)
+    assert result.outcome is Outcome.UPDATED and result.source is mmpc
+    assert [(a.source, a.outcome, a.hresult) for a in result.attempts] == [
+        (wsus, Outcome.FAILED, 0x80240022),
+        (mmpc, Outcome.UPDATED, 0),
+    ]
+    assert all(attempt.duration >= 0 for attempt in result.attempts)
+    assert len(fake.tried) == 2  # the third source was never needed
+
+
+def test_when_every_source_fails_the_last_failure_is_the_result() -> None:
+    wsus, mmpc = mpupdate.Source.WSUS, mpupdate.Source.MMPC
+    fake = BySource({wsus: 0x80240022, mmpc: 0x80072EFD}, "updated")
+    with pytest.raises(mpupdate.UpdateNetworkError) as caught:
+        mpupdate.update(source=(wsus, mmpc), backend=fake)
+    result = caught.value.result
+    assert result is not None and result.hresult == 0x80072EFD
+    assert [str(a) for a in result.attempts] == [
+        "WSUS: FAILED 0x80240022 WU_E_ALL_UPDATES_FAILED",
+        "MMPC: FAILED 0x80072EFD WININET_E_CANNOT_CONNECT",
+    ]
+
+
+def test_a_timed_out_attempt_ends_the_fallback() -> None:
+    fake = FakeMpClient("hung", delivery="timed")
+    sources = [mpupdate.Source.WSUS, mpupdate.Source.MMPC]
+    result = mpupdate.update(source=sources, backend=fake, timeout=5, check=False)
+    assert result.outcome is Outcome.TIMED_OUT
+    assert [a.source for a in result.attempts] == [mpupdate.Source.WSUS]
+
+
+def test_a_single_source_has_no_attempts_list() -> None:
+    assert mpupdate.update(backend=FakeMpClient("updated")).attempts == ()
