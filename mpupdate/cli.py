@@ -1,8 +1,23 @@
-"""The ``mpupdate`` command: record a real update as a trace, replay a trace on the fake.
+"""The ``mpupdate`` command: update the signatures, show their status, list the simulated
+scenarios, record a real update as a trace, replay a trace on the fake.
 
 Nothing is imported before the arguments are parsed but argparse and the package itself, so
 ``mpupdate --version`` stays fast; the fakes are imported by name, on request (the core never
 imports them statically).
+
+Exit status (the same for every subcommand; record and replay use only 0, 1 and 2):
+
+- 0: the update succeeded (UPDATED or ALREADY_CURRENT); status and scenarios answered
+- 1: the update failed (for record and replay: any outcome but UPDATED and ALREADY_CURRENT)
+- 2: usage or input error
+- 3: the update timed out or was cancelled
+- 4: environment problem: no Defender here (no MpClient.dll), access denied (not elevated),
+  the Defender service unavailable
+- 5: ``update --max-age``: the AV signatures are older than allowed (or their age is unknown),
+  whatever the update did (4 still wins)
+- 6: updated, but a reboot is required
+- 130: interrupted (Ctrl-C): the update was aborted and closed; ``update --json`` still prints a
+  final result object, with outcome ``CANCELLED``
 """
 
 from __future__ import annotations
@@ -12,24 +27,46 @@ import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from typing import Any, Optional
 
     from .results import UpdateResult
+    from .versions import VersionInfo
 
 __all__ = ["main"]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_TIMED_OUT = 3
+EXIT_ENVIRONMENT = 4
+EXIT_STALE = 5
+EXIT_REBOOT = 6
+EXIT_INTERRUPTED = 130
 
 _EPILOG = """\
 exit status:
-  0  the update succeeded (UPDATED or ALREADY_CURRENT)
-  1  the update failed, was cancelled or timed out
+  0  the update succeeded (UPDATED or ALREADY_CURRENT); status and scenarios answered
+  1  the update failed (record and replay: also when it was cancelled or timed out)
   2  usage or input error: bad arguments, a malformed trace (the message names the position
      and the reason), or no MpClient.dll to record from (record needs Windows with Defender)
+  3  update: timed out or cancelled
+  4  update, status: no Defender here, access denied (not elevated), or the Defender service
+     is unavailable
+  5  update --max-age: the AV signatures are older than allowed (or of unknown age), whatever
+     the update did
+  6  update: updated, but a reboot is required
+  130 interrupted (Ctrl-C): the update was aborted and closed
 """
+
+#: ``--source`` names (as admins spell them) -> :class:`mpupdate.Source` member names.
+SOURCES = {
+    "default": "DEFAULT",
+    "mmpc": "MMPC",
+    "file-shares": "FILE_SHARES",
+    "wsus": "WSUS",
+    "microsoft-update": "MICROSOFT_UPDATE",
+}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -104,7 +141,86 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="abort after N seconds (default: the recorded timeout)",
     )
+    _add_update_commands(commands)
     return parser
+
+
+def _add_update_commands(commands: Any) -> None:
+    update = commands.add_parser(
+        "update",
+        help="update the signatures (or simulate an update with --simulate)",
+        description=(
+            "Update Microsoft Defender's signatures, trying each --source in order until one "
+            "succeeds. Progress goes to stderr (or, with --json, JSON Lines to stdout)."
+        ),
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    update.add_argument(
+        "--source",
+        action="append",
+        choices=list(SOURCES),
+        metavar="SRC",
+        help=(
+            "where to update from: " + ", ".join(SOURCES) + "; repeat to fall back in order "
+            "(default: default, the machine's own fallback order)"
+        ),
+    )
+    update.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="abort each attempt after S seconds",
+    )
+    update.add_argument(
+        "--max-age",
+        type=float,
+        default=None,
+        metavar="HOURS",
+        help="afterwards, exit 5 if the AV signatures are older than HOURS (or of unknown age)",
+    )
+    update.add_argument(
+        "--json",
+        action="store_true",
+        help="JSON Lines on stdout: one object per notification, then one result object",
+    )
+    update.add_argument("--no-progress", action="store_true", help="print no progress lines")
+    _add_simulate(update)
+
+    status = commands.add_parser(
+        "status",
+        help="show the component versions and the signatures' age",
+        description="Show Defender's component versions, when each was updated, and how long ago.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    output = status.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print one JSON object")
+    output.add_argument(
+        "--openmetrics",
+        action="store_true",
+        help="print the OpenMetrics text format (for a node-exporter textfile collector)",
+    )
+    _add_simulate(status)
+
+    commands.add_parser(
+        "scenarios",
+        help="list the built-in scenarios --simulate takes",
+        description="List the built-in scenarios of the fake, one a line: name and description.",
+    )
+
+
+def _add_simulate(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--simulate",
+        metavar="SCENARIO",
+        default=None,
+        help=(
+            "run on the fake MpClient.dll instead: a built-in scenario (see 'mpupdate "
+            "scenarios') or a scenario file; $MPUPDATE_BACKEND (e.g. fake:updated) works too"
+        ),
+    )
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -114,11 +230,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error (already printed)
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
-    if args.timeout is not None and not 0 <= args.timeout < float("inf"):
-        return _fail(f"--timeout must be a finite number of seconds >= 0, not {args.timeout}")
+    timeout = getattr(args, "timeout", None)
+    if timeout is not None and not 0 <= timeout < float("inf"):
+        return _fail(f"--timeout must be a finite number of seconds >= 0, not {timeout}")
+    max_age = getattr(args, "max_age", None)
+    if max_age is not None and not 0 <= max_age < float("inf"):
+        return _fail(f"--max-age must be a finite number of hours >= 0, not {max_age}")
     if args.command == "record":
         return _record(args)
-    return _replay(args)
+    if args.command == "replay":
+        return _replay(args)
+    if args.command == "update":
+        return _update(args)
+    if args.command == "status":
+        return _status(args)
+    return _scenarios()
 
 
 def _fail(message: str) -> int:
@@ -274,3 +400,446 @@ def _result_json(result: UpdateResult) -> dict[str, Any]:
         "versions_before": versions(result.versions_before),
         "versions_after": versions(result.versions_after),
     }
+
+
+# -- update, status, scenarios -------------------------------------------------------------------
+
+
+class _NoBackend(Exception):
+    """No backend for this command: its message (and hint) go to stderr, and the exit is 4."""
+
+    def __init__(self, message: str, hint: Optional[str], hresult: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.hresult = hresult
+
+
+def _hex(hresult: int) -> str:
+    return f"0x{hresult & 0xFFFFFFFF:08X}"
+
+
+def _backend_factory(
+    simulate: Optional[str], command: str, timeout: Optional[float] = None
+) -> Callable[[], Any]:
+    """What makes the backend of one update attempt (or of ``status``).
+
+    ``--simulate``: a fresh fake on virtual time per attempt (``timed``: timeouts cost nothing).
+    Else ``$MPUPDATE_BACKEND`` as :func:`~mpupdate.backends.resolve_backend` reads it, else the
+    real DLL. Raises :class:`_NoBackend` when there is no Defender here; ValueError or the fakes'
+    ScenarioError for a bad scenario or backend string (usage errors).
+    """
+    import os
+
+    from .backends import ENV_BACKEND, resolve_backend
+    from .constants import E_NOT_LOADED
+    from .errors import BackendUnavailableError
+
+    if simulate is not None:
+        import importlib
+
+        fakes = importlib.import_module("mpupdate.fakes")
+        scenario = _fakes("scenarios").get(simulate)
+        never_ends = scenario.complete is None and not scenario.start_hresult
+        if command == "update" and never_ends and not scenario.open_hresult and timeout is None:
+            raise ValueError(
+                f"--simulate {simulate}: the update never completes by itself: give --timeout S "
+                "(on the simulated clock, waiting costs nothing)"
+            )
+        return lambda: fakes.FakeMpClient(scenario, delivery="timed")
+    spec = os.environ.get(ENV_BACKEND)
+    if spec:
+        resolve_backend(spec)  # a bad string is a usage error now, not at the first attempt
+        return lambda: resolve_backend(spec)
+    example = f"mpupdate {command} --simulate updated"
+    if not _on_windows():
+        raise _NoBackend(
+            f"this machine has no Microsoft Defender (MpClient.dll exists only on Windows; this "
+            f"is {sys.platform}): nothing was {'updated' if command == 'update' else 'queried'}",
+            f"to try the command on the simulated DLL: {example} (scenarios: mpupdate scenarios)",
+            E_NOT_LOADED,
+        )
+    try:
+        backend = resolve_backend(None)
+    except BackendUnavailableError as exc:
+        raise _NoBackend(
+            f"no Microsoft Defender here: {exc.message}",
+            f"{exc.hint + '; ' if exc.hint else ''}to try the command on the simulated DLL: "
+            f"{example}",
+            exc.hresult,
+        ) from exc
+    return lambda: backend
+
+
+def _report_no_backend(problem: _NoBackend) -> None:
+    print(f"mpupdate: {problem.message}", file=sys.stderr)
+    if problem.hint:
+        print(f"hint: {problem.hint}", file=sys.stderr)
+
+
+def _environment_problem(hresult: int) -> bool:
+    from .constants import HResultCategory
+    from .hresults import describe
+
+    return describe(hresult).category in (
+        HResultCategory.ACCESS_DENIED,
+        HResultCategory.SERVICE_UNAVAILABLE,
+        HResultCategory.BACKEND,
+    )
+
+
+class _ProgressPrinter:
+    """The ``progress=`` function of every attempt: JSON Lines on stdout, or sparse lines on
+    stderr (each phase change and every 10 %), or nothing."""
+
+    def __init__(self, json_lines: bool, quiet: bool) -> None:
+        self.json_lines = json_lines
+        self.quiet = quiet
+        self.source = "default"
+        self._phase: Any = None
+        self._decile = -1
+
+    def attempt(self, source: str) -> None:
+        self.source = source
+        self._phase = None
+        self._decile = -1
+
+    def __call__(self, progress: Any) -> None:
+        event = progress.event
+        if self.json_lines:
+            import json
+
+            from .events import notify_name
+
+            line = {
+                "type": "event",
+                "source": self.source,
+                "notify": notify_name(event.notify),
+                "hresult": _hex(event.hresult),
+                "percent": progress.percent,
+                "phase": progress.phase.value,
+                "package": progress.package,
+                "packages": progress.packages,
+                "path": event.path,
+            }
+            print(json.dumps(line, ensure_ascii=False), flush=True)
+            return
+        if self.quiet:
+            return
+        decile = progress.percent // 10
+        if progress.phase is self._phase and decile <= self._decile:
+            return
+        self._phase, self._decile = progress.phase, decile
+        where = ""
+        if progress.package is not None and progress.packages is not None:
+            where = f", package {progress.package} of {progress.packages}"
+        print(
+            f"mpupdate: [{self.source}] {progress.percent:3d}% {progress.phase.value}{where}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def _attempt_record(source: str, result: UpdateResult) -> dict[str, Any]:
+    from .hresults import hresult_name
+
+    return {
+        "source": source,
+        "outcome": result.outcome.name,
+        "hresult": _hex(result.hresult),
+        "hresult_name": hresult_name(result.hresult),
+        "duration_seconds": result.duration.total_seconds(),
+    }
+
+
+def _update_with_fallback(
+    sources: Sequence[str],
+    make_backend: Callable[[], Any],
+    timeout: Optional[float],
+    printer: _ProgressPrinter,
+    attempts: list[dict[str, Any]],
+) -> list[UpdateResult]:
+    """Try ``sources`` (``--source`` names) in order until one succeeds or one is cancelled;
+    returns every attempt's result and appends each attempt's record to ``attempts``.
+
+    The library is gaining ``mpupdate.update(source=[...])`` with ``result.attempts``; once it
+    has, this becomes that one call and ``attempts`` comes from ``result.attempts``.
+    """
+    from . import api
+    from .constants import Source
+    from .results import Outcome
+
+    results: list[UpdateResult] = []
+    for name in sources:
+        printer.attempt(name)
+        result = api.update(
+            source=Source[SOURCES[name]],
+            progress=printer,
+            timeout=timeout,
+            backend=make_backend(),
+            check=False,
+        )
+        results.append(result)
+        attempts.append(_attempt_record(name, result))
+        if result.ok or result.outcome is Outcome.CANCELLED:
+            break
+    return results
+
+
+def _age_hours(versions: Optional[VersionInfo]) -> Optional[float]:
+    """The AV signatures' age in hours (from now), or None when unknown."""
+    updated_at = versions.av_signature.updated_at if versions is not None else None
+    if updated_at is None:
+        return None
+    from datetime import datetime, timezone
+
+    return (datetime.now(timezone.utc) - updated_at).total_seconds() / 3600
+
+
+def _update_exit(result: Optional[UpdateResult], stale: bool) -> int:
+    """The exit status: 4 (environment) > 5 (stale) > 3 (timed out, cancelled) > 1 > 6 > 0."""
+    from .results import Outcome
+
+    if result is None:
+        code = EXIT_INTERRUPTED
+    elif result.ok:
+        code = EXIT_REBOOT if result.reboot_required else EXIT_OK
+    elif _environment_problem(result.hresult):
+        return EXIT_ENVIRONMENT
+    elif result.outcome in (Outcome.TIMED_OUT, Outcome.CANCELLED):
+        code = EXIT_TIMED_OUT
+    else:
+        code = EXIT_FAILED
+    return EXIT_STALE if stale and code != EXIT_INTERRUPTED else code
+
+
+def _update(args: argparse.Namespace) -> int:
+    import json
+
+    from .hresults import describe, hresult_name
+
+    sources: list[str] = args.source or ["default"]
+    try:
+        make_backend = _backend_factory(args.simulate, "update", args.timeout)
+    except _NoBackend as problem:
+        _report_no_backend(problem)
+        if args.json:
+            info = describe(problem.hresult)
+            print(
+                json.dumps(
+                    {
+                        "type": "result",
+                        "outcome": "FAILED",
+                        "hresult": _hex(problem.hresult),
+                        "hresult_name": info.name,
+                        "message": problem.message,
+                        "hint": problem.hint,
+                        "reboot_required": False,
+                        "attempts": [],
+                        "versions_before": None,
+                        "versions_after": None,
+                        "signature_age_hours": None,
+                        "duration_seconds": 0.0,
+                        "anomalies": [],
+                        "exit_status": EXIT_ENVIRONMENT,
+                    }
+                )
+            )
+        return EXIT_ENVIRONMENT
+    except (ValueError, _fakes("scenario").ScenarioError) as exc:
+        return _fail(str(exc))
+    printer = _ProgressPrinter(args.json, args.no_progress)
+    attempts: list[dict[str, Any]] = []
+    results: list[UpdateResult] = []
+    interrupted = False
+    try:
+        results = _update_with_fallback(sources, make_backend, args.timeout, printer, attempts)
+    except KeyboardInterrupt:  # the library has aborted the update and closed its handles
+        interrupted = True
+        attempts.append(
+            {
+                "source": printer.source,
+                "outcome": "CANCELLED",
+                "hresult": _hex(0x80004004),
+                "hresult_name": "E_ABORT",
+                "duration_seconds": None,
+            }
+        )
+    result = results[-1] if results and not interrupted else None
+    versions_before = results[0].versions_before if results else None
+    versions_after = result.versions_after if result is not None else None
+    age = _age_hours(versions_after)
+    stale = args.max_age is not None and (age is None or age > args.max_age)
+    status = _update_exit(result, stale)
+    if result is not None:
+        outcome, hresult, message = result.outcome.name, result.hresult, result.message
+        hint = result.hint or describe(hresult).hint if not result.ok else None
+        reboot = result.reboot_required
+    else:
+        outcome, hresult, message = "CANCELLED", 0x80004004, "interrupted (Ctrl-C)"
+        hint, reboot = None, False
+    if args.json:
+        summary = {
+            "type": "result",
+            "outcome": outcome,
+            "hresult": _hex(hresult),
+            "hresult_name": hresult_name(hresult),
+            "message": message,
+            "hint": hint,
+            "reboot_required": reboot,
+            "attempts": attempts,
+            "versions_before": versions_before.as_dict() if versions_before else None,
+            "versions_after": versions_after.as_dict() if versions_after else None,
+            "signature_age_hours": age,
+            "duration_seconds": sum(r.duration.total_seconds() for r in results),
+            "anomalies": [str(a) for r in results for a in r.anomalies],
+            "exit_status": status,
+        }
+        print(json.dumps(summary, ensure_ascii=False), flush=True)
+    else:
+        lines = [f"outcome: {outcome} ({_hex(hresult)} {hresult_name(hresult)}: {message})"]
+        if len(attempts) > 1:
+            lines.extend(
+                f"attempt: {a['source']} {a['outcome']} {a['hresult']} {a['hresult_name']}"
+                for a in attempts
+            )
+        if hint:
+            lines.append(f"hint: {hint}")
+        for when, versions in (("before", versions_before), ("after", versions_after)):
+            if versions is not None:
+                lines.append(
+                    f"versions {when}: engine {versions.engine.version}, AV signatures "
+                    f"{versions.av_signature.version}"
+                )
+        if age is not None:
+            lines.append(f"AV signatures age: {age:.1f} hours")
+        if reboot:
+            lines.append("a reboot is required")
+        lines.extend(f"anomaly: {a}" for r in results for a in r.anomalies)
+        print("\n".join(lines), flush=True)
+    if interrupted:
+        print("mpupdate: interrupted: the update was aborted", file=sys.stderr)
+    elif result is not None and not result.ok:
+        print(
+            f"mpupdate: error: update {outcome}: {_hex(hresult)} {hresult_name(hresult)}: "
+            f"{message}",
+            file=sys.stderr,
+        )
+        if hint:
+            print(f"hint: {hint}", file=sys.stderr)
+    if stale:
+        known = "of unknown age" if age is None else f"{age:.1f} hours old"
+        print(
+            f"mpupdate: error: the AV signatures are {known}; --max-age allows {args.max_age:g}",
+            file=sys.stderr,
+        )
+    return status
+
+
+_SIGNATURES = ("av_signature", "as_signature", "nis_signature")
+
+
+def _status(args: argparse.Namespace) -> int:
+    from datetime import datetime, timezone
+
+    from .client import Client
+    from .errors import MpError
+
+    try:
+        make_backend = _backend_factory(args.simulate, "status")
+    except _NoBackend as problem:
+        _report_no_backend(problem)
+        return EXIT_ENVIRONMENT
+    except (ValueError, _fakes("scenario").ScenarioError) as exc:
+        return _fail(str(exc))
+    try:
+        with Client(make_backend()) as client:
+            info = client.version()
+    except MpError as exc:
+        print(f"mpupdate: error: {exc}", file=sys.stderr)
+        if exc.hint:
+            print(f"hint: {exc.hint}", file=sys.stderr)
+        return EXIT_ENVIRONMENT if _environment_problem(exc.hresult) else EXIT_FAILED
+    from .versions import COMPONENTS
+
+    now = datetime.now(timezone.utc)
+    components: dict[str, dict[str, Any]] = {}
+    for attr, _ in COMPONENTS:
+        component = getattr(info, attr)
+        when = component.updated_at
+        components[attr] = {
+            "version": component.version,
+            "updated_at": when.isoformat().replace("+00:00", "Z") if when else None,
+            "age_seconds": (now - when).total_seconds() if when else None,
+        }
+    if args.openmetrics:
+        sys.stdout.write(_openmetrics(components, now))
+    elif args.json:
+        import json
+
+        age = components["av_signature"]["age_seconds"]
+        body = {
+            "type": "status",
+            "components": components,
+            "signature_age_hours": None if age is None else age / 3600,
+        }
+        print(json.dumps(body, ensure_ascii=False))
+    else:
+        for attr, item in components.items():
+            line = f"{attr:<20} {item['version']}"
+            if item["updated_at"] is not None:
+                line += f"  updated {item['updated_at']} ({item['age_seconds'] / 3600:.1f} h ago)"
+            print(line)
+    return EXIT_OK
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _openmetrics(components: dict[str, dict[str, Any]], now: Any) -> str:
+    """The OpenMetrics text exposition of ``status`` (ends with ``# EOF``)."""
+    lines = [
+        "# TYPE mpupdate_component_info gauge",
+        "# HELP mpupdate_component_info Microsoft Defender component versions (always 1).",
+    ]
+    for attr, item in components.items():
+        lines.append(
+            f'mpupdate_component_info{{component="{_label(attr)}",'
+            f'version="{_label(item["version"])}"}} 1'
+        )
+    stamps = [
+        (attr, components[attr])
+        for attr in _SIGNATURES
+        if components[attr]["age_seconds"] is not None
+    ]
+    lines += [
+        "# TYPE mpupdate_signature_updated_timestamp_seconds gauge",
+        "# UNIT mpupdate_signature_updated_timestamp_seconds seconds",
+        "# HELP mpupdate_signature_updated_timestamp_seconds When the signatures were last "
+        "updated (Unix time).",
+    ]
+    for attr, item in stamps:
+        updated = now.timestamp() - item["age_seconds"]
+        lines.append(
+            f'mpupdate_signature_updated_timestamp_seconds{{component="{attr}"}} {updated!r}'
+        )
+    lines += [
+        "# TYPE mpupdate_signature_age_seconds gauge",
+        "# UNIT mpupdate_signature_age_seconds seconds",
+        "# HELP mpupdate_signature_age_seconds How long ago the signatures were last updated.",
+    ]
+    for attr, item in stamps:
+        lines.append(
+            f'mpupdate_signature_age_seconds{{component="{attr}"}} {item["age_seconds"]!r}'
+        )
+    lines.append("# EOF")
+    return "\n".join(lines) + "\n"
+
+
+def _scenarios() -> int:
+    scenarios = _fakes("scenarios")
+    for name in scenarios.names():
+        description = " ".join(scenarios.get(name).description.split())
+        print(f"{name:<24} {description}".rstrip())
+    return EXIT_OK
