@@ -18,6 +18,8 @@ Exit status (the same for every subcommand; record and replay use only 0, 1 and 
 - 6: updated, but a reboot is required
 - 130: interrupted (Ctrl-C): the update was aborted and closed; ``update --json`` still prints a
   final result object, with outcome ``CANCELLED``
+- 141: stdout was closed by its reader (``| head``): the update was aborted and closed, the
+  command stopped quietly (128 + SIGPIPE, as a shell reports a tool SIGPIPE ended)
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ EXIT_ENVIRONMENT = 4
 EXIT_STALE = 5
 EXIT_REBOOT = 6
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
 
 _EPILOG = """\
 exit status:
@@ -57,6 +60,7 @@ exit status:
      the update did
   6  update: updated, but a reboot is required
   130 interrupted (Ctrl-C): the update was aborted and closed
+  141 stdout closed by its reader (| head): the update was aborted and closed
 """
 
 #: ``--source`` names (as admins spell them) -> :class:`mpupdate.Source` member names.
@@ -236,15 +240,32 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     max_age = getattr(args, "max_age", None)
     if max_age is not None and not 0 <= max_age < float("inf"):
         return _fail(f"--max-age must be a finite number of hours >= 0, not {max_age}")
-    if args.command == "record":
-        return _record(args)
-    if args.command == "replay":
-        return _replay(args)
-    if args.command == "update":
-        return _update(args)
-    if args.command == "status":
-        return _status(args)
-    return _scenarios()
+    try:
+        if args.command == "record":
+            return _record(args)
+        if args.command == "replay":
+            return _replay(args)
+        if args.command == "update":
+            return _update(args)
+        if args.command == "status":
+            return _status(args)
+        return _scenarios()
+    except BrokenPipeError:
+        # Whoever read stdout went away (``| head``): a running update was aborted and closed
+        # (a raising progress function cancels it); stop quietly, as a tool killed by SIGPIPE.
+        _drop_stdout()
+        return EXIT_BROKEN_PIPE
+
+
+def _drop_stdout() -> None:
+    """Point stdout at the null device, so flushing it at exit cannot fail again."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real file descriptor (an in-process caller's stream)
+        pass
 
 
 def _fail(message: str) -> int:
@@ -562,8 +583,11 @@ def _update_with_fallback(
     """Try ``sources`` (``--source`` names) in order until one succeeds or one is cancelled;
     returns every attempt's result and appends each attempt's record to ``attempts``.
 
-    The library is gaining ``mpupdate.update(source=[...])`` with ``result.attempts``; once it
-    has, this becomes that one call and ``attempts`` comes from ``result.attempts``.
+    Unlike the library's ``mpupdate.update(source=[...])`` (one timeout across all attempts,
+    results in ``result.attempts``), each attempt here gets the whole ``--timeout``, a new
+    backend, and its own progress heading, and a cancelled attempt (Ctrl-C, or the service's
+    abort) ends the fallback. Moving the command onto the library's loop is a decision on those
+    differences, not yet taken.
     """
     from . import api
     from .constants import Source

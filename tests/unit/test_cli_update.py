@@ -3,6 +3,7 @@ output captured, and a few runs of ``python -m mpupdate`` (from a folder outside
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -19,6 +20,7 @@ import pytest
 import mpupdate
 from mpupdate.backends import ENV_BACKEND
 from mpupdate.cli import main
+from mpupdate.fakes import FakeMpClient
 from mpupdate.fakes.scenarios import get, names
 
 SCENARIOS = Path(mpupdate.__file__).resolve().parent / "fakes" / "scenarios"
@@ -391,3 +393,30 @@ def test_program_ctrl_c(tmp_path: Path) -> None:
     assert result["type"] == "result" and result["outcome"] == "CANCELLED"
     assert result["exit_status"] == 130 and result["attempts"][-1]["outcome"] == "CANCELLED"
     assert "interrupted" in err
+
+
+class ClosedPipe(io.StringIO):
+    """A stdout whose reader has gone away (``mpupdate ... | head -1``, after one line)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines = 0
+
+    def write(self, text: str) -> int:
+        if self.lines >= 1:
+            raise BrokenPipeError(32, "Broken pipe")
+        self.lines += text.count("\n")
+        return super().write(text)
+
+
+def test_a_closed_stdout_aborts_the_update_and_stops_quietly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake = FakeMpClient("updated-three-packages", delivery="timed")
+    monkeypatch.setattr(mpupdate.backends, "resolve_backend", lambda spec=None: fake)
+    monkeypatch.setenv(ENV_BACKEND, "fake:updated-three-packages")
+    pipe = ClosedPipe()
+    monkeypatch.setattr(sys, "stdout", pipe)
+    assert main(["update", "--json"]) == 141
+    assert pipe.getvalue().count("\n") == 1  # the line written before the reader left
+    assert fake.updates[0].aborted and fake.open_handles == {}
