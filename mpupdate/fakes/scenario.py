@@ -439,16 +439,7 @@ class Scenario:
     def load(cls, path: Union[str, Path]) -> Scenario:
         """Read and validate a scenario file (ScenarioError for any problem, file included)."""
         path = Path(path)
-        try:
-            if path.is_dir():
-                # Said here because Windows reports a directory as "Permission denied".
-                raise OSError(21, "Is a directory")
-            data = path.read_bytes()
-        except OSError as exc:
-            raise ScenarioError(str(path), "file", f"cannot be read: {exc.strerror}") from None
-        except ValueError as exc:  # a NUL in the path
-            raise ScenarioError(str(path), "file", f"cannot be read: {exc}") from None
-        return cls.loads(data, source=str(path))
+        return cls.loads(read_file(path), source=str(path))
 
     @classmethod
     def loads(cls, text: Union[str, bytes], source: str = "<string>") -> Scenario:
@@ -457,27 +448,7 @@ class Scenario:
         Raises only ScenarioError: for invalid UTF-8 (the byte), invalid JSON (line and column),
         duplicate keys, nesting deeper than :data:`MAX_DEPTH` and any invalid value (the JSON
         path)."""
-        if isinstance(text, (bytes, bytearray)):
-            try:
-                text = bytes(text).decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise ScenarioError(source, f"byte {exc.start}", "the file is not UTF-8") from None
-        if not isinstance(text, str):
-            raise TypeError(f"Scenario.loads() takes str or bytes, not {type(text).__name__}")
-        deep = _too_deep(text)
-        if deep is not None:
-            raise ScenarioError(
-                source, _line_column(text, deep), f"nested more than {MAX_DEPTH} levels deep"
-            )
-        try:
-            data = json.loads(text, object_pairs_hook=_json_object, parse_int=_json_int)
-        except json.JSONDecodeError as exc:
-            raise ScenarioError(
-                source, f"line {exc.lineno}, column {exc.colno}", f"not valid JSON: {exc.msg}"
-            ) from None
-        except RecursionError:  # not reached: _too_deep stops it first
-            raise ScenarioError(source, "text", "nested too deeply") from None
-        return cls.from_dict(data, source)
+        return cls.from_dict(parse_json(text, source, "Scenario.loads()"), source)
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "<dict>") -> Scenario:
@@ -601,6 +572,46 @@ def _line_column(text: str, index: int) -> str:
     line = text.count("\n", 0, index) + 1
     column = index - text.rfind("\n", 0, index)
     return f"line {line}, column {column}"
+
+
+def read_file(path: Path) -> bytes:
+    """A scenario or trace file's bytes; ScenarioError naming the file if it cannot be read."""
+    try:
+        if path.is_dir():
+            # Said here because Windows reports a directory as "Permission denied".
+            raise OSError(21, "Is a directory")
+        return path.read_bytes()
+    except OSError as exc:
+        raise ScenarioError(str(path), "file", f"cannot be read: {exc.strerror}") from None
+    except ValueError as exc:  # a NUL in the path
+        raise ScenarioError(str(path), "file", f"cannot be read: {exc}") from None
+
+
+def parse_json(text: Union[str, bytes], source: str, caller: str) -> Any:
+    """Scenario or trace JSON text (or UTF-8 bytes) as Python values, duplicate keys and huge
+    integers refused. Raises only ScenarioError: for invalid UTF-8 (the byte), invalid JSON (line
+    and column), duplicate keys and nesting deeper than :data:`MAX_DEPTH`; TypeError naming
+    ``caller`` for anything but text."""
+    if isinstance(text, (bytes, bytearray)):
+        try:
+            text = bytes(text).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ScenarioError(source, f"byte {exc.start}", "the file is not UTF-8") from None
+    if not isinstance(text, str):
+        raise TypeError(f"{caller} takes str or bytes, not {type(text).__name__}")
+    deep = _too_deep(text)
+    if deep is not None:
+        raise ScenarioError(
+            source, _line_column(text, deep), f"nested more than {MAX_DEPTH} levels deep"
+        )
+    try:
+        return json.loads(text, object_pairs_hook=_json_object, parse_int=_json_int)
+    except json.JSONDecodeError as exc:
+        raise ScenarioError(
+            source, f"line {exc.lineno}, column {exc.colno}", f"not valid JSON: {exc.msg}"
+        ) from None
+    except RecursionError:  # not reached: _too_deep stops it first
+        raise ScenarioError(source, "text", "nested too deeply") from None
 
 
 def _hresult_text(code: int) -> str:

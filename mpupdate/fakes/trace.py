@@ -30,21 +30,17 @@ from mpupdate.results import Outcome
 from .scenario import (
     _SURROGATE,
     FORMAT,
-    MAX_DEPTH,
     Scenario,
-    ScenarioError,
     _dword_problem,
     _escape_surrogate,
     _hresult_text,
-    _json_int,
-    _json_object,
     _kind,
-    _line_column,
     _member,
     _Reader,
     _seconds_problem,
     _show,
-    _too_deep,
+    parse_json,
+    read_file,
 )
 
 __all__ = ["TRACE_FORMAT", "TRACE_VERSION", "Trace", "TraceCall"]
@@ -99,38 +95,12 @@ class Trace:
     def load(cls, path: Union[str, Path]) -> Trace:
         """Read and validate a trace file (ScenarioError for any problem, file included)."""
         path = Path(path)
-        try:
-            if path.is_dir():
-                raise OSError(21, "Is a directory")
-            data = path.read_bytes()
-        except OSError as exc:
-            raise ScenarioError(str(path), "file", f"cannot be read: {exc.strerror}") from None
-        except ValueError as exc:
-            raise ScenarioError(str(path), "file", f"cannot be read: {exc}") from None
-        return cls.loads(data, source=str(path))
+        return cls.loads(read_file(path), source=str(path))
 
     @classmethod
     def loads(cls, text: Union[str, bytes], source: str = "<string>") -> Trace:
         """Parse and validate trace JSON text (or UTF-8 bytes); only ScenarioError is raised."""
-        if isinstance(text, (bytes, bytearray)):
-            try:
-                text = bytes(text).decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise ScenarioError(source, f"byte {exc.start}", "the file is not UTF-8") from None
-        if not isinstance(text, str):
-            raise TypeError(f"Trace.loads() takes str or bytes, not {type(text).__name__}")
-        deep = _too_deep(text)
-        if deep is not None:
-            raise ScenarioError(
-                source, _line_column(text, deep), f"nested more than {MAX_DEPTH} levels deep"
-            )
-        try:
-            data = json.loads(text, object_pairs_hook=_json_object, parse_int=_json_int)
-        except json.JSONDecodeError as exc:
-            raise ScenarioError(
-                source, f"line {exc.lineno}, column {exc.colno}", f"not valid JSON: {exc.msg}"
-            ) from None
-        return cls.from_dict(data, source)
+        return cls.from_dict(parse_json(text, source, "Trace.loads()"), source)
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "<dict>") -> Trace:
