@@ -63,8 +63,10 @@ def update(
 
     ``source`` may be a list of sources: they are tried in that order, each with a Client of
     its own, until one updates (UPDATED or ALREADY_CURRENT); ``timeout`` bounds them all
-    together (a timed-out attempt ends the fallback). The result is the last attempt's, and its
-    ``attempts`` lists every one (source, outcome, HRESULT, message, seconds).
+    together. A TIMED_OUT or CANCELLED attempt ends the fallback (the time is spent, or somebody
+    aborted the update); a FAILED one moves on to the next source. The result is the last
+    attempt's, and its ``attempts`` lists every one (source, outcome, HRESULT, message,
+    seconds).
 
     With ``check=True`` (the default) an outcome other than UPDATED or ALREADY_CURRENT raises
     :class:`~mpupdate.UpdateError` (of the cause's class where known, e.g.
@@ -106,9 +108,12 @@ def run_update(
     check: bool,
     strict: bool,
     started: Optional[Callable[[UpdateOperation], None]] = None,
+    attempted: Optional[Callable[[Attempt, UpdateResult], None]] = None,
 ) -> UpdateResult:
     """:func:`update`, plus ``started(operation)`` called once each update runs (for the
-    asyncio façade, which must be able to cancel it from another thread)."""
+    asyncio façade, which must be able to cancel it from another thread), and, when ``source``
+    is a list, ``attempted(attempt, result)`` as each attempt ends (for the command, which
+    reports the attempts made before a Ctrl-C, and every attempt's anomalies)."""
     # Every argument is checked before anything opens (TypeError/ValueError naming it).
     sources = sources_of(source)
     for each in sources:
@@ -125,8 +130,11 @@ def run_update(
             result, step = _run_once(each, progress, remaining, backend, options, strict, started)
             seconds = max(0.0, result.duration.total_seconds())
             spent += seconds
-            attempts.append(Attempt(each, result.outcome, result.hresult, result.message, seconds))
-            if result.ok or result.outcome is Outcome.TIMED_OUT:
+            attempt = Attempt(each, result.outcome, result.hresult, result.message, seconds)
+            attempts.append(attempt)
+            if attempted is not None:
+                attempted(attempt, result)
+            if result.ok or result.outcome in (Outcome.TIMED_OUT, Outcome.CANCELLED):
                 break
         result = result.replace(attempts=tuple(attempts))
     if check and not result.ok:

@@ -30,9 +30,10 @@ import sys
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
+    from datetime import datetime
     from typing import Any, Optional
 
-    from .results import UpdateResult
+    from .results import Attempt, UpdateResult
     from .versions import VersionInfo
 
 __all__ = ["main"]
@@ -78,7 +79,10 @@ def _parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="mpupdate",
-        description="Record Microsoft Defender signature updates and replay them on the fake.",
+        description=(
+            "Update Microsoft Defender's signatures and show their status; simulate both on the "
+            "fake MpClient.dll; record real updates and replay them on the fake."
+        ),
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -175,7 +179,7 @@ def _add_update_commands(commands: Any) -> None:
         type=float,
         default=None,
         metavar="S",
-        help="abort each attempt after S seconds",
+        help="abort after S seconds in all, across the --source attempts (default: no limit)",
     )
     update.add_argument(
         "--max-age",
@@ -509,124 +513,38 @@ def _environment_problem(hresult: int) -> bool:
     )
 
 
-class _ProgressPrinter:
-    """The ``progress=`` function of every attempt: JSON Lines on stdout, or sparse lines on
-    stderr (each phase change and every 10 %), or nothing."""
-
-    def __init__(self, json_lines: bool, quiet: bool) -> None:
-        self.json_lines = json_lines
-        self.quiet = quiet
-        self.source = "default"
-        self._phase: Any = None
-        self._decile = -1
-
-    def attempt(self, source: str) -> None:
-        self.source = source
-        self._phase = None
-        self._decile = -1
-
-    def __call__(self, progress: Any) -> None:
-        event = progress.event
-        if self.json_lines:
-            import json
-
-            from .events import notify_name
-
-            line = {
-                "type": "event",
-                "source": self.source,
-                "notify": notify_name(event.notify),
-                "hresult": _hex(event.hresult),
-                "percent": progress.percent,
-                "phase": progress.phase.value,
-                "package": progress.package,
-                "packages": progress.packages,
-                "path": event.path,
-            }
-            print(json.dumps(line, ensure_ascii=False), flush=True)
-            return
-        if self.quiet:
-            return
-        decile = progress.percent // 10
-        if progress.phase is self._phase and decile <= self._decile:
-            return
-        self._phase, self._decile = progress.phase, decile
-        where = ""
-        if progress.package is not None and progress.packages is not None:
-            where = f", package {progress.package} of {progress.packages}"
-        print(
-            f"mpupdate: [{self.source}] {progress.percent:3d}% {progress.phase.value}{where}",
-            file=sys.stderr,
-            flush=True,
-        )
-
-
-def _attempt_record(source: str, result: UpdateResult) -> dict[str, Any]:
+def _attempt_record(attempt: Attempt) -> dict[str, Any]:
+    from ._display import SOURCE_NAMES
     from .hresults import hresult_name
 
     return {
-        "source": source,
-        "outcome": result.outcome.name,
-        "hresult": _hex(result.hresult),
-        "hresult_name": hresult_name(result.hresult),
-        "duration_seconds": result.duration.total_seconds(),
+        "source": SOURCE_NAMES[attempt.source.name],
+        "outcome": attempt.outcome.name,
+        "hresult": _hex(attempt.hresult),
+        "hresult_name": hresult_name(attempt.hresult),
+        "message": attempt.message,
+        "duration_seconds": attempt.duration,
     }
 
 
-def _update_with_fallback(
-    sources: Sequence[str],
-    make_backend: Callable[[], Any],
-    timeout: Optional[float],
-    printer: _ProgressPrinter,
-    attempts: list[dict[str, Any]],
-) -> list[UpdateResult]:
-    """Try ``sources`` (``--source`` names) in order until one succeeds or one is cancelled;
-    returns every attempt's result and appends each attempt's record to ``attempts``.
-
-    Unlike the library's ``mpupdate.update(source=[...])`` (one timeout across all attempts,
-    results in ``result.attempts``), each attempt here gets the whole ``--timeout``, a new
-    backend, and its own progress heading, and a cancelled attempt (Ctrl-C, or the service's
-    abort) ends the fallback. Moving the command onto the library's loop is a decision on those
-    differences, not yet taken.
-    """
-    from . import api
-    from .constants import Source
-    from .results import Outcome
-
-    results: list[UpdateResult] = []
-    for name in sources:
-        printer.attempt(name)
-        result = api.update(
-            source=Source[SOURCES[name]],
-            progress=printer,
-            timeout=timeout,
-            backend=make_backend(),
-            check=False,
-        )
-        results.append(result)
-        attempts.append(_attempt_record(name, result))
-        if result.ok or result.outcome is Outcome.CANCELLED:
-            break
-    return results
-
-
-def _age_hours(versions: Optional[VersionInfo]) -> Optional[float]:
-    """The AV signatures' age in hours (from now), or None when unknown."""
+def _age_hours(result: Optional[UpdateResult]) -> Optional[float]:
+    """The AV signatures' age in hours when the update ended (on the backend's clock: the
+    system's for the real DLL, the virtual one for a simulation), or None when unknown."""
+    versions = result.versions_after if result is not None else None
     updated_at = versions.av_signature.updated_at if versions is not None else None
-    if updated_at is None:
+    if result is None or updated_at is None:
         return None
-    from datetime import datetime, timezone
-
-    return (datetime.now(timezone.utc) - updated_at).total_seconds() / 3600
+    return max(0.0, (result.finished_at - updated_at).total_seconds() / 3600)
 
 
 def _update_exit(result: Optional[UpdateResult], stale: bool) -> int:
-    """The exit status: 4 (environment) > 5 (stale) > 3 (timed out, cancelled) > 1 > 6 > 0."""
+    """The exit status: 130 (interrupted) > 4 (environment) > 5 (stale) > 3 (timed out,
+    cancelled) > 1 (failed) > 6 (reboot) > 0."""
     from .results import Outcome
 
     if result is None:
-        code = EXIT_INTERRUPTED
-    elif result.ok:
+        return EXIT_INTERRUPTED
+    if result.ok:
         code = EXIT_REBOOT if result.reboot_required else EXIT_OK
     elif _environment_problem(result.hresult):
         return EXIT_ENVIRONMENT
@@ -634,116 +552,143 @@ def _update_exit(result: Optional[UpdateResult], stale: bool) -> int:
         code = EXIT_TIMED_OUT
     else:
         code = EXIT_FAILED
-    return EXIT_STALE if stale and code != EXIT_INTERRUPTED else code
+    return EXIT_STALE if stale else code
+
+
+def _final_object(
+    outcome: str,
+    hresult: int,
+    message: str,
+    hint: Optional[str],
+    **fields: Any,
+) -> dict[str, Any]:
+    """The last JSON line of ``update --json`` (and the record ``status`` reports), its fields
+    in the README's order; ``fields`` fill the rest, each defaulting to "nothing happened"."""
+    from .hresults import hresult_name
+
+    body: dict[str, Any] = {
+        "type": "result",
+        "outcome": outcome,
+        "hresult": _hex(hresult),
+        "hresult_name": hresult_name(hresult),
+        "message": message,
+        "hint": hint,
+        "reboot_required": False,
+        "attempts": [],
+        "versions_before": None,
+        "versions_after": None,
+        "signature_age_hours": None,
+        "duration_seconds": 0.0,
+        "anomalies": [],
+        "exit_status": EXIT_FAILED,
+    }
+    unknown = set(fields) - set(body)
+    if unknown:
+        raise TypeError(f"unknown result fields {sorted(unknown)}")
+    body.update(fields)
+    return body
 
 
 def _update(args: argparse.Namespace) -> int:
     import json
+    import os
 
+    from . import api
+    from ._display import Reporter, choose_display
+    from .backends import ENV_BACKEND
+    from .constants import E_ABORT, Source
     from .hresults import describe, hresult_name
 
     sources: list[str] = args.source or ["default"]
+    simulated = args.simulate is not None or bool(os.environ.get(ENV_BACKEND))
     try:
-        make_backend = _backend_factory(args.simulate, "update", args.timeout)
+        backend = _backend_factory(args.simulate, "update", args.timeout)()
     except _NoBackend as problem:
         _report_no_backend(problem)
         if args.json:
-            info = describe(problem.hresult)
-            print(
-                json.dumps(
-                    {
-                        "type": "result",
-                        "outcome": "FAILED",
-                        "hresult": _hex(problem.hresult),
-                        "hresult_name": info.name,
-                        "message": problem.message,
-                        "hint": problem.hint,
-                        "reboot_required": False,
-                        "attempts": [],
-                        "versions_before": None,
-                        "versions_after": None,
-                        "signature_age_hours": None,
-                        "duration_seconds": 0.0,
-                        "anomalies": [],
-                        "exit_status": EXIT_ENVIRONMENT,
-                    }
-                )
+            body = _final_object(
+                "FAILED",
+                problem.hresult,
+                problem.message,
+                problem.hint,
+                exit_status=EXIT_ENVIRONMENT,
             )
+            print(json.dumps(body, ensure_ascii=False), flush=True)
         return EXIT_ENVIRONMENT
     except (ValueError, _fakes("scenario").ScenarioError) as exc:
         return _fail(str(exc))
-    printer = _ProgressPrinter(args.json, args.no_progress)
+    display = choose_display(args.json, args.no_progress, sys.stderr)
+    reporter = Reporter(args.json, display)
+    reporter.source = sources[0]
     attempts: list[dict[str, Any]] = []
     results: list[UpdateResult] = []
-    interrupted = False
+
+    def attempted(attempt: Attempt, result: UpdateResult) -> None:
+        attempts.append(_attempt_record(attempt))
+        results.append(result)
+        display.finish(attempts[-1]["source"], attempt.outcome.name, result.ok)
+
+    result: Optional[UpdateResult] = None
     try:
-        results = _update_with_fallback(sources, make_backend, args.timeout, printer, attempts)
+        result = api.run_update(
+            [Source[SOURCES[name]] for name in sources],
+            reporter,
+            args.timeout,
+            backend,
+            None,
+            False,  # check: the command reports failures itself
+            False,  # strict
+            reporter.started,
+            attempted,
+        )
     except KeyboardInterrupt:  # the library has aborted the update and closed its handles
-        interrupted = True
+        source = sources[min(len(attempts), len(sources) - 1)]
+        display.finish(source, "CANCELLED", False)
         attempts.append(
             {
-                "source": printer.source,
+                "source": source,
                 "outcome": "CANCELLED",
-                "hresult": _hex(0x80004004),
-                "hresult_name": "E_ABORT",
+                "hresult": _hex(E_ABORT),
+                "hresult_name": hresult_name(E_ABORT),
+                "message": "interrupted (Ctrl-C)",
                 "duration_seconds": None,
             }
         )
-    result = results[-1] if results and not interrupted else None
-    versions_before = results[0].versions_before if results else None
-    versions_after = result.versions_after if result is not None else None
-    age = _age_hours(versions_after)
+    finally:
+        display.close()
+    age = _age_hours(result)
     stale = args.max_age is not None and (age is None or age > args.max_age)
     status = _update_exit(result, stale)
     if result is not None:
         outcome, hresult, message = result.outcome.name, result.hresult, result.message
-        hint = result.hint or describe(hresult).hint if not result.ok else None
+        hint = (result.hint or describe(hresult).hint) if not result.ok else None
         reboot = result.reboot_required
     else:
-        outcome, hresult, message = "CANCELLED", 0x80004004, "interrupted (Ctrl-C)"
+        outcome, hresult, message = "CANCELLED", E_ABORT, "interrupted (Ctrl-C)"
         hint, reboot = None, False
+    versions_before = results[0].versions_before if results else None
+    versions_after = result.versions_after if result is not None else None
+    body = _final_object(
+        outcome,
+        hresult,
+        message,
+        hint,
+        reboot_required=reboot,
+        attempts=attempts,
+        versions_before=versions_before.as_dict() if versions_before else None,
+        versions_after=versions_after.as_dict() if versions_after else None,
+        signature_age_hours=age,
+        duration_seconds=sum(a["duration_seconds"] or 0.0 for a in attempts),
+        anomalies=[str(a) for r in results for a in r.anomalies],
+        exit_status=status,
+    )
     if args.json:
-        summary = {
-            "type": "result",
-            "outcome": outcome,
-            "hresult": _hex(hresult),
-            "hresult_name": hresult_name(hresult),
-            "message": message,
-            "hint": hint,
-            "reboot_required": reboot,
-            "attempts": attempts,
-            "versions_before": versions_before.as_dict() if versions_before else None,
-            "versions_after": versions_after.as_dict() if versions_after else None,
-            "signature_age_hours": age,
-            "duration_seconds": sum(r.duration.total_seconds() for r in results),
-            "anomalies": [str(a) for r in results for a in r.anomalies],
-            "exit_status": status,
-        }
-        print(json.dumps(summary, ensure_ascii=False), flush=True)
+        print(json.dumps(body, ensure_ascii=False), flush=True)
     else:
-        lines = [f"outcome: {outcome} ({_hex(hresult)} {hresult_name(hresult)}: {message})"]
-        if len(attempts) > 1:
-            lines.extend(
-                f"attempt: {a['source']} {a['outcome']} {a['hresult']} {a['hresult_name']}"
-                for a in attempts
-            )
-        if hint:
-            lines.append(f"hint: {hint}")
-        for when, versions in (("before", versions_before), ("after", versions_after)):
-            if versions is not None:
-                lines.append(
-                    f"versions {when}: engine {versions.engine.version}, AV signatures "
-                    f"{versions.av_signature.version}"
-                )
-        if age is not None:
-            lines.append(f"AV signatures age: {age:.1f} hours")
-        if reboot:
-            lines.append("a reboot is required")
-        lines.extend(f"anomaly: {a}" for r in results for a in r.anomalies)
-        print("\n".join(lines), flush=True)
-    if interrupted:
+        print(_update_summary(body, versions_before, versions_after), flush=True)
+    if result is None:
         print("mpupdate: interrupted: the update was aborted", file=sys.stderr)
-    elif result is not None and not result.ok:
+    elif not result.ok:
         print(
             f"mpupdate: error: update {outcome}: {_hex(hresult)} {hresult_name(hresult)}: "
             f"{message}",
@@ -757,18 +702,74 @@ def _update(args: argparse.Namespace) -> int:
             f"mpupdate: error: the AV signatures are {known}; --max-age allows {args.max_age:g}",
             file=sys.stderr,
         )
+    _save_record(body, simulated)
     return status
+
+
+def _update_summary(
+    body: dict[str, Any],
+    versions_before: Optional[VersionInfo],
+    versions_after: Optional[VersionInfo],
+) -> str:
+    """What ``update`` prints on stdout without ``--json``; its first line is the outcome."""
+    lines = [
+        f"outcome: {body['outcome']} ({body['hresult']} {body['hresult_name']}: {body['message']})"
+    ]
+    if len(body["attempts"]) > 1:
+        lines.extend(
+            f"attempt: {a['source']} {a['outcome']} {a['hresult']} {a['hresult_name']}"
+            for a in body["attempts"]
+        )
+    if body["hint"]:
+        lines.append(f"hint: {body['hint']}")
+    for when, versions in (("before", versions_before), ("after", versions_after)):
+        if versions is not None:
+            lines.append(
+                f"versions {when}: engine {versions.engine.version}, AV signatures "
+                f"{versions.av_signature.version}"
+            )
+    if body["signature_age_hours"] is not None:
+        lines.append(f"AV signatures age: {body['signature_age_hours']:.1f} hours")
+    if body["reboot_required"]:
+        lines.append("a reboot is required")
+    lines.extend(f"anomaly: {a}" for a in body["anomalies"])
+    return "\n".join(lines)
+
+
+def _save_record(body: dict[str, Any], simulated: bool) -> None:
+    """Keep ``body`` as the last update's record (for ``status``); a warning if it cannot be."""
+    from datetime import datetime, timezone
+
+    from . import _lastrun
+
+    record = dict(body, finished_at=_utc_text(datetime.now(timezone.utc)))
+    try:
+        _lastrun.save(record, simulated)
+    except OSError as exc:
+        print(
+            f"mpupdate: warning: the result was not recorded for 'mpupdate status' "
+            f"({_lastrun.path(simulated)}: {exc.strerror or exc}); set "
+            f"{_lastrun.ENV_STATE_DIR} to a writable folder",
+            file=sys.stderr,
+        )
+
+
+def _utc_text(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 _SIGNATURES = ("av_signature", "as_signature", "nis_signature")
 
 
 def _status(args: argparse.Namespace) -> int:
-    from datetime import datetime, timezone
+    import os
 
+    from . import _lastrun
+    from .backends import ENV_BACKEND
     from .client import Client
     from .errors import MpError
 
+    simulated = args.simulate is not None or bool(os.environ.get(ENV_BACKEND))
     try:
         make_backend = _backend_factory(args.simulate, "status")
     except _NoBackend as problem:
@@ -779,25 +780,32 @@ def _status(args: argparse.Namespace) -> int:
     try:
         with Client(make_backend()) as client:
             info = client.version()
+            now = client.clock.now()  # the backend's: a simulation's ages are on its clock
     except MpError as exc:
         print(f"mpupdate: error: {exc}", file=sys.stderr)
         if exc.hint:
             print(f"hint: {exc.hint}", file=sys.stderr)
         return EXIT_ENVIRONMENT if _environment_problem(exc.hresult) else EXIT_FAILED
+    try:
+        last = _lastrun.load(simulated)
+    except _lastrun.LastRunError as exc:
+        print(f"mpupdate: warning: the last update's record is ignored: {exc}", file=sys.stderr)
+        last = None
     from .versions import COMPONENTS
 
-    now = datetime.now(timezone.utc)
     components: dict[str, dict[str, Any]] = {}
     for attr, _ in COMPONENTS:
         component = getattr(info, attr)
         when = component.updated_at
         components[attr] = {
             "version": component.version,
-            "updated_at": when.isoformat().replace("+00:00", "Z") if when else None,
-            "age_seconds": (now - when).total_seconds() if when else None,
+            "updated_at": _utc_text(when) if when else None,
+            "age_seconds": max(0.0, (now - when).total_seconds()) if when else None,
         }
+    if last is not None:
+        last = {key: last.get(key) for key in _LAST_UPDATE_FIELDS}
     if args.openmetrics:
-        sys.stdout.write(_openmetrics(components, now))
+        sys.stdout.write(_openmetrics(components, now, last))
     elif args.json:
         import json
 
@@ -806,6 +814,7 @@ def _status(args: argparse.Namespace) -> int:
             "type": "status",
             "components": components,
             "signature_age_hours": None if age is None else age / 3600,
+            "last_update": last,
         }
         print(json.dumps(body, ensure_ascii=False))
     else:
@@ -814,19 +823,51 @@ def _status(args: argparse.Namespace) -> int:
             if item["updated_at"] is not None:
                 line += f"  updated {item['updated_at']} ({item['age_seconds'] / 3600:.1f} h ago)"
             print(line)
+        if last is not None:
+            print(
+                f"{'last update':<20} {last['outcome']} ({last['hresult']} "
+                f"{last['hresult_name']}), exit status {last['exit_status']}, "
+                f"finished {last['finished_at']}"
+            )
+        else:
+            print(f"{'last update':<20} none recorded")
     return EXIT_OK
+
+
+#: What ``status`` reports of the last update's record.
+_LAST_UPDATE_FIELDS = (
+    "outcome",
+    "hresult",
+    "hresult_name",
+    "exit_status",
+    "reboot_required",
+    "duration_seconds",
+    "finished_at",
+    "attempts",
+)
 
 
 def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def _openmetrics(components: dict[str, dict[str, Any]], now: Any) -> str:
-    """The OpenMetrics text exposition of ``status`` (ends with ``# EOF``)."""
-    lines = [
-        "# TYPE mpupdate_component_info gauge",
-        "# HELP mpupdate_component_info Microsoft Defender component versions (always 1).",
-    ]
+def _gauge(lines: list[str], name: str, help_text: str, unit: Optional[str] = None) -> None:
+    lines.append(f"# TYPE {name} gauge")
+    if unit is not None:
+        lines.append(f"# UNIT {name} {unit}")
+    lines.append(f"# HELP {name} {help_text}")
+
+
+def _openmetrics(
+    components: dict[str, dict[str, Any]], now: datetime, last: Optional[dict[str, Any]]
+) -> str:
+    """The OpenMetrics text exposition of ``status`` (ends with ``# EOF``). Every family is a
+    gauge, so the Prometheus text parsers of textfile collectors (node_exporter's,
+    windows_exporter's) read it as well; the timestamps are there to alert on
+    (``time() - mpupdate_signature_updated_timestamp_seconds``), since an exported age stops
+    growing when the file stops being rewritten."""
+    lines: list[str] = []
+    _gauge(lines, "mpupdate_component_info", "Microsoft Defender component versions (always 1).")
     for attr, item in components.items():
         lines.append(
             f'mpupdate_component_info{{component="{_label(attr)}",'
@@ -837,26 +878,37 @@ def _openmetrics(components: dict[str, dict[str, Any]], now: Any) -> str:
         for attr in _SIGNATURES
         if components[attr]["age_seconds"] is not None
     ]
-    lines += [
-        "# TYPE mpupdate_signature_updated_timestamp_seconds gauge",
-        "# UNIT mpupdate_signature_updated_timestamp_seconds seconds",
-        "# HELP mpupdate_signature_updated_timestamp_seconds When the signatures were last "
-        "updated (Unix time).",
-    ]
+    name = "mpupdate_signature_updated_timestamp_seconds"
+    _gauge(lines, name, "When the signatures were last updated (Unix time).", "seconds")
     for attr, item in stamps:
         updated = now.timestamp() - item["age_seconds"]
-        lines.append(
-            f'mpupdate_signature_updated_timestamp_seconds{{component="{attr}"}} {updated!r}'
-        )
-    lines += [
-        "# TYPE mpupdate_signature_age_seconds gauge",
-        "# UNIT mpupdate_signature_age_seconds seconds",
-        "# HELP mpupdate_signature_age_seconds How long ago the signatures were last updated.",
-    ]
+        lines.append(f'{name}{{component="{attr}"}} {updated!r}')
+    name = "mpupdate_signature_age_seconds"
+    _gauge(lines, name, "How long ago the signatures were last updated.", "seconds")
     for attr, item in stamps:
+        lines.append(f'{name}{{component="{attr}"}} {float(item["age_seconds"])!r}')
+    if last is not None:
+        from datetime import datetime as _datetime
+
+        finished = _datetime.fromisoformat(last["finished_at"].replace("Z", "+00:00"))
+        name = "mpupdate_last_update_info"
+        _gauge(lines, name, "The outcome of the last 'mpupdate update' (always 1).")
         lines.append(
-            f'mpupdate_signature_age_seconds{{component="{attr}"}} {item["age_seconds"]!r}'
+            f'{name}{{outcome="{_label(last["outcome"])}",hresult="{_label(last["hresult"])}",'
+            f'hresult_name="{_label(last["hresult_name"])}"}} 1'
         )
+        name = "mpupdate_last_update_success"
+        _gauge(lines, name, "1 if the last 'mpupdate update' exited 0 or 6, else 0.")
+        lines.append(f"{name} {int(last['exit_status'] in (EXIT_OK, EXIT_REBOOT))}")
+        name = "mpupdate_last_update_exit_status"
+        _gauge(lines, name, "The exit status of the last 'mpupdate update'.")
+        lines.append(f"{name} {last['exit_status']}")
+        name = "mpupdate_last_update_timestamp_seconds"
+        _gauge(lines, name, "When the last 'mpupdate update' finished (Unix time).", "seconds")
+        lines.append(f"{name} {finished.timestamp()!r}")
+        name = "mpupdate_last_update_duration_seconds"
+        _gauge(lines, name, "How long the last 'mpupdate update' took, all attempts.", "seconds")
+        lines.append(f"{name} {float(last['duration_seconds'])!r}")
     lines.append("# EOF")
     return "\n".join(lines) + "\n"
 

@@ -41,3 +41,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("real"):
             item.add_marker(pytest.mark.mpupdate_real)
+
+
+@pytest.fixture(autouse=True)
+def _state_dir(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """``mpupdate update`` records its result (for ``status``) in $MPUPDATE_STATE_DIR: a folder
+    of each test's own, never the home folder or ProgramData of whoever runs the suite."""
+    monkeypatch.setenv("MPUPDATE_STATE_DIR", str(tmp_path_factory.mktemp("state")))

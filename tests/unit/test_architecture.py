@@ -42,6 +42,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("api",),  # update() / run_update()
     ("aio",),  # update_async()
     ("__init__",),  # the package: the public names
+    ("_display", "_lastrun"),  # the command's progress displays; the last update's record
     ("cli",),  # the mpupdate command (reaches the fakes by name, through importlib)
     ("__main__",),  # python -m mpupdate
 )
@@ -288,7 +289,7 @@ def _modules_after(code: str) -> set[str]:
 #: Core modules imported on first use, not by ``import mpupdate``: the asyncio façade, the
 #: FILETIME conversions (datetime), which timestamps and version queries import, and the
 #: ``mpupdate`` command (``mpupdate.cli``, ``python -m mpupdate``).
-ON_FIRST_USE = ("aio", "filetime", "cli", "__main__")
+ON_FIRST_USE = ("aio", "filetime", "cli", "__main__", "_display", "_lastrun")
 
 
 def test_import_mpupdate_stays_light() -> None:

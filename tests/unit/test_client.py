@@ -5,6 +5,7 @@ from __future__ import annotations
 import _thread
 import gc
 import threading
+from datetime import datetime, timezone
 from typing import Any, Callable, Optional
 
 import pytest
@@ -56,7 +57,10 @@ def test_version_reports_the_component_versions() -> None:
         versions = client.version()
     assert versions.av_signature.version == "1.419.120.0"
     assert versions.engine.version == "1.1.24090.11"
-    assert versions.product.updated_at is None
+    assert versions.product.updated_at == datetime(2025, 12, 10, 3, tzinfo=timezone.utc)
+    assert versions.av_signature.updated_at == datetime(2025, 12, 30, 9, tzinfo=timezone.utc)
+    with mpupdate.Client(FakeMpClient(Scenario("undated"))) as client:
+        assert client.version().product.updated_at is None  # FILETIME 0: never updated
 
 
 def test_error_message_comes_from_the_dll_and_is_freed() -> None:

@@ -415,5 +415,30 @@ def test_a_timed_out_attempt_ends_the_fallback() -> None:
     assert [a.source for a in result.attempts] == [mpupdate.Source.WSUS]
 
 
+def test_a_cancelled_attempt_ends_the_fallback() -> None:
+    # The service's abort (COMPLETE with E_ABORT, at 601.9 s): somebody stopped the update, so
+    # no other source is tried.
+    fake = FakeMpClient("cancelled", delivery="timed")
+    sources = [mpupdate.Source.WSUS, mpupdate.Source.MMPC]
+    result = mpupdate.update(source=sources, backend=fake, timeout=3600, check=False)
+    assert result.outcome is Outcome.CANCELLED
+    assert [(a.source, a.outcome) for a in result.attempts] == [
+        (mpupdate.Source.WSUS, Outcome.CANCELLED)
+    ]
+    assert len(fake.updates) == 1
+
+
+def test_the_timeout_bounds_every_attempt_together() -> None:
+    # network-failure fails after 33.8 s: the second attempt has 50 - 33.8 = 16.2 s left.
+    fake = FakeMpClient("network-failure", delivery="timed")
+    sources = [mpupdate.Source.WSUS, mpupdate.Source.MMPC, mpupdate.Source.DEFAULT]
+    result = mpupdate.update(source=sources, backend=fake, timeout=50, check=False)
+    assert [(a.source, a.outcome) for a in result.attempts] == [
+        (mpupdate.Source.WSUS, Outcome.FAILED),
+        (mpupdate.Source.MMPC, Outcome.TIMED_OUT),
+    ]
+    assert [a.duration for a in result.attempts] == pytest.approx([33.8, 16.2])
+
+
 def test_a_single_source_has_no_attempts_list() -> None:
     assert mpupdate.update(backend=FakeMpClient("updated")).attempts == ()
