@@ -76,9 +76,42 @@ def main() -> None:
     result = asyncio.run(mpupdate.update_async(timeout=60))
     assert result.outcome is mpupdate.Outcome.UPDATED, result
     print(f"update_async(): {result.outcome.name}")
+    command(found)
     fake.assert_clean()
-    assert [update.delivered[-1] for update in fake.updates] == [0x800D, 0x800D]
+    assert [update.delivered[-1] for update in fake.updates] == [0x800D] * 4
     print("end-to-end: OK")
+
+
+def command(found: str) -> None:
+    """The ``mpupdate`` command's own path to the DLL (no --simulate, no backend variable): an
+    update as JSON Lines, a stale verdict on the system clock, and status with the record."""
+    import contextlib
+    import io
+    import json
+    import tempfile
+
+    from mpupdate.cli import main
+
+    def run(*argv: str) -> tuple[int, str]:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            status = main(list(argv))
+        return status, out.getvalue()
+
+    os.environ["MPUPDATE_STATE_DIR"] = tempfile.mkdtemp()
+    status, out = run("update", "--json", "--no-progress")
+    *events, result = (json.loads(line) for line in out.splitlines())
+    assert status == 0 and result["outcome"] == "UPDATED" and result["exit_status"] == 0, out
+    assert events and events[-1]["notify"] == "SIGUPDATE_COMPLETE", events
+    # The scenario's signatures are from 2026-01-01; the real DLL's ages are on the system clock.
+    status, out = run("update", "--max-age", "24", "--no-progress")
+    assert status == 5, (status, out)
+    status, out = run("status", "--openmetrics")
+    assert status == 0 and "mpupdate_last_update_exit_status 5" in out, out
+    assert out.endswith("# EOF\n") and 'component="av_signature",version="1.419.135.0"' in out
+    record = os.path.join(os.environ["MPUPDATE_STATE_DIR"], "last-update.json")
+    assert os.path.isfile(record), record  # the machine's record, not the simulated one
+    print(f"mpupdate update / status through {found}: OK")
 
 
 if __name__ == "__main__":

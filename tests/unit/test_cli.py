@@ -52,6 +52,38 @@ def test_python_dash_m_mpupdate_version() -> None:
     assert done.stdout.strip() == f"mpupdate {mpupdate.__version__}"
 
 
+#: What ``mpupdate --version`` must not import (and a piped update must not import rich).
+HEAVY = ("rich", "asyncio", "mpupdate.fakes", "mpupdate._display", "mpupdate._lastrun", "json")
+
+
+def _imported_by(*argv: str) -> set[str]:
+    """The top modules (and mpupdate's own) loaded by ``mpupdate ARGV``, in a fresh process."""
+    code = (
+        "import sys, io, contextlib\n"
+        "from mpupdate.cli import main\n"
+        "out, err = io.StringIO(), io.StringIO()\n"
+        "with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):\n"
+        f"    main({list(argv)!r})\n"
+        "print(' '.join(sorted(sys.modules)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60,
+        cwd=Path(mpupdate.__file__).resolve().parent.parent,
+    )  # fmt: skip
+    return set(done.stdout.split())
+
+
+def test_version_imports_nothing_heavy() -> None:
+    loaded = _imported_by("--version")
+    assert [name for name in HEAVY if name in loaded] == []
+
+
+def test_a_piped_update_imports_no_rich() -> None:
+    loaded = _imported_by("update", "--simulate", "updated")  # stderr is not a terminal
+    assert "mpupdate._display" in loaded and "mpupdate.fakes" in loaded
+    assert not any(name == "rich" or name.startswith("rich.") for name in loaded)
+
+
 def test_help_documents_the_exit_status(capsys: pytest.CaptureFixture[str]) -> None:
     status, out, _ = run(capsys, "replay", "--help")
     assert status == 0
