@@ -134,6 +134,10 @@ class BarDisplay:
             TimeElapsedColumn(),
             console=Console(file=stream),
             refresh_per_second=4,
+            # stdout is not the bar's: JSON Lines (and anything else) written there must reach
+            # it, not be drawn above the bar on stderr. Writes to stderr (a logged warning)
+            # are drawn above the bar, which stays whole.
+            redirect_stdout=False,
         )
         self._task: Any = None
         self._shown: Any = None

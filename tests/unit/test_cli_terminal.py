@@ -4,6 +4,7 @@ writes no escape codes. POSIX only (``pty``); the bar needs rich, a test depende
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import select
@@ -13,10 +14,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import IO, Optional
 
 import pytest
 
 from mpupdate.backends import ENV_BACKEND
+from mpupdate.fakes.scenarios import get
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals are POSIX")
 
@@ -49,13 +52,17 @@ def _openpty(rows: int, columns: int) -> tuple[int, int]:
 
 class Terminal:
     """A child running ``python -m mpupdate ARGV`` with a 100x30 pseudo-terminal as its stdin,
-    stdout and stderr; :meth:`read_until` and :meth:`finish` collect what it draws."""
+    stdout (unless ``stdout`` is given) and stderr; :meth:`read_until` and :meth:`finish` collect
+    what it draws."""
 
-    def __init__(self, argv: list[str], cwd: Path, **env: str) -> None:
+    def __init__(
+        self, argv: list[str], cwd: Path, stdout: Optional[IO[bytes]] = None, **env: str
+    ) -> None:
         self.master, slave = _openpty(rows=30, columns=100)
         self.child = subprocess.Popen(
             [sys.executable, "-m", "mpupdate", *argv],
-            stdin=slave, stdout=slave, stderr=slave, cwd=cwd, env=terminal_env(**env),
+            stdin=slave, stdout=slave if stdout is None else stdout, stderr=slave, cwd=cwd,
+            env=terminal_env(**env),
         )  # fmt: skip
         os.close(slave)
         self.raw = b""
@@ -185,3 +192,23 @@ def test_off_a_terminal_no_escape_codes(tmp_path: Path, json_output: bool) -> No
     else:
         assert progress and all(line.startswith("mpupdate: [default] ") for line in progress)
         assert progress[-1] == "mpupdate: [default] 100% done, package 3 of 3"
+
+
+def test_json_to_a_file_while_the_bar_draws_on_the_terminal(tmp_path: Path) -> None:
+    # mpupdate update --json > out.jsonl, from an interactive shell: stderr is the terminal.
+    out = tmp_path / "out.jsonl"
+    with out.open("wb") as stream:
+        terminal = Terminal(
+            ["update", "--simulate", "unknown-notification", "--json"], tmp_path, stdout=stream
+        )
+        try:
+            status = terminal.finish()
+        finally:
+            terminal.kill()
+    lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert status == 0 and lines[-1]["type"] == "result" and lines[-1]["exit_status"] == 0
+    # every notification, START and COMPLETE, then the result
+    assert len(lines) == len(get("unknown-notification").notifications) + 3
+    drawn = visible(terminal.raw).splitlines()
+    assert "updated" in bar_frames(drawn, "default")[-1].split()  # the bar, on the terminal
+    assert '"type"' not in terminal.raw.decode()  # and no JSON there
