@@ -535,6 +535,7 @@ def test_where_the_record_lives(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     assert _lastrun.path(False) == os.path.join(str(tmp_path), "mpupdate", "last-update.json")
     monkeypatch.delenv("XDG_STATE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("USERPROFILE", str(tmp_path))  # (what expanduser reads on Windows)
     assert _lastrun.path(True) == os.path.join(
         str(tmp_path), ".local", "state", "mpupdate", "last-update-simulated.json"
     )
