@@ -447,9 +447,11 @@ def _hex(hresult: int) -> str:
 def _backend_factory(
     simulate: Optional[str], command: str, timeout: Optional[float] = None
 ) -> Callable[[], Any]:
-    """What makes the backend of one update attempt (or of ``status``).
+    """What makes the command's backend (``update`` calls it once: every ``--source`` attempt
+    runs on that one backend, as ``mpupdate.update(source=[...])`` runs them).
 
-    ``--simulate``: a fresh fake on virtual time per attempt (``timed``: timeouts cost nothing).
+    ``--simulate``: a fake on virtual time (``timed``: timeouts cost nothing, and the clock runs
+    on across the attempts).
     Else ``$MPUPDATE_BACKEND`` as :func:`~mpupdate.backends.resolve_backend` reads it, else the
     real DLL. Raises :class:`_NoBackend` when there is no Defender here; ValueError or the fakes'
     ScenarioError for a bad scenario or backend string (usage errors).

@@ -56,13 +56,17 @@ class Terminal:
     what it draws."""
 
     def __init__(
-        self, argv: list[str], cwd: Path, stdout: Optional[IO[bytes]] = None, **env: str
+        self,
+        argv: list[str],
+        cwd: Path,
+        stdout: Optional[IO[bytes]] = None,
+        env: Optional[dict[str, str]] = None,
     ) -> None:
         self.master, slave = _openpty(rows=30, columns=100)
         self.child = subprocess.Popen(
             [sys.executable, "-m", "mpupdate", *argv],
             stdin=slave, stdout=slave if stdout is None else stdout, stderr=slave, cwd=cwd,
-            env=terminal_env(**env),
+            env=terminal_env(**(env or {})),
         )  # fmt: skip
         os.close(slave)
         self.raw = b""
@@ -163,7 +167,7 @@ def test_no_progress_draws_no_bar(tmp_path: Path) -> None:
 
 
 def test_ctrl_c_in_a_terminal(tmp_path: Path) -> None:
-    terminal = Terminal(["update", "--timeout", "3600"], tmp_path, **{ENV_BACKEND: "fake:hung"})
+    terminal = Terminal(["update", "--timeout", "3600"], tmp_path, env={ENV_BACKEND: "fake:hung"})
     try:
         terminal.read_until("searching")
         terminal.child.send_signal(signal.SIGINT)
