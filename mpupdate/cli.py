@@ -663,7 +663,7 @@ def _update(args: argparse.Namespace) -> int:
     status = _update_exit(result, stale)
     if result is not None:
         outcome, hresult, message = result.outcome.name, result.hresult, result.message
-        hint = (result.hint or describe(hresult).hint) if not result.ok else None
+        hint = _command_hint(result.hint or describe(hresult).hint) if not result.ok else None
         reboot = result.reboot_required
     else:
         outcome, hresult, message = "CANCELLED", E_ABORT, "interrupted (Ctrl-C)"
@@ -706,6 +706,21 @@ def _update(args: argparse.Namespace) -> int:
         )
     _save_record(body, simulated)
     return status
+
+
+def _command_hint(hint: Optional[str]) -> Optional[str]:
+    """A library hint in the command's words: ``source=Source.MMPC`` becomes ``--source mmpc``."""
+    if hint is None or "source=Source." not in hint:
+        return hint
+    import re
+
+    from ._display import SOURCE_NAMES
+
+    return re.sub(
+        r"source=Source\.([A-Z_]+)",
+        lambda match: f"--source {SOURCE_NAMES.get(match.group(1), match.group(1).lower())}",
+        hint,
+    )
 
 
 def _update_summary(

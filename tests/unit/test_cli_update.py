@@ -230,6 +230,29 @@ def test_fallback_shares_one_timeout_and_stops_when_cancelled(
     assert {event["source"] for event in events} == {"wsus"}
 
 
+@pytest.mark.parametrize(
+    ("hresult", "status", "hint"),
+    [
+        ("0x80070005", 4, "hint: run from an elevated (administrator) prompt"),
+        ("0x8024402C", 1, "hint: check DNS and the WinHTTP proxy"),
+        ("0x800106BA", 4, "hint: the Microsoft Defender Antivirus service (WinDefend) is not"),
+        ("0x80240022", 1, "hint: try the MMPC source (--source mmpc)"),  # the command's words
+    ],
+)
+def test_a_failure_prints_its_hint(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, hresult: str, status: int, hint: str
+) -> None:
+    body = json.loads((SCENARIOS / "service-unavailable.json").read_text(encoding="utf-8"))
+    body["complete"]["hresult"] = hresult
+    path = tmp_path / "failing.json"
+    path.write_text(json.dumps(body), encoding="utf-8")
+    got, out, err = run(capsys, "update", "--simulate", str(path), "--no-progress")
+    assert got == status
+    assert hint in err.splitlines()[-1] and f"mpupdate: error: update FAILED: {hresult}" in err
+    got, out, _ = run(capsys, "update", "--simulate", str(path), "--json")
+    assert hint.removeprefix("hint: ") in json_lines(out)[-1]["hint"]
+
+
 def test_fallback_in_human_output(capsys: pytest.CaptureFixture[str]) -> None:
     status, out, err = run(
         capsys, "update", "--source", "file-shares", "--source", "microsoft-update",
