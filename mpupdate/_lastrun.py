@@ -105,10 +105,10 @@ def load(simulated: bool) -> Optional[dict[str, Any]]:
 
 
 def _valid(record: dict[str, Any]) -> bool:
-    from datetime import datetime
+    from .filetime import parse_moment
 
     try:
-        finished = datetime.fromisoformat(str(record.get("finished_at")).replace("Z", "+00:00"))
+        finished = parse_moment(str(record.get("finished_at")))
     except ValueError:
         return False
     duration = record.get("duration_seconds")

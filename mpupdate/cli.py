@@ -905,9 +905,9 @@ def _openmetrics(
     for attr, item in stamps:
         lines.append(f'{name}{{component="{attr}"}} {float(item["age_seconds"])!r}')
     if last is not None:
-        from datetime import datetime as _datetime
+        from .filetime import parse_moment
 
-        finished = _datetime.fromisoformat(last["finished_at"].replace("Z", "+00:00"))
+        finished = parse_moment(last["finished_at"])
         name = "mpupdate_last_update_info"
         _gauge(lines, name, "The outcome of the last 'mpupdate update' (always 1).")
         lines.append(

@@ -41,6 +41,7 @@ from typing import Any, Optional, Union
 from mpupdate.constants import HRESULTS, CallbackType, Notify, SigUpdateType, Stage
 from mpupdate.errors import hresult_name
 from mpupdate.events import notify_name
+from mpupdate.filetime import parse_moment
 from mpupdate.versions import COMPONENTS, ComponentVersion, VersionInfo, version_from_string
 
 from .clock import DEFAULT_START
@@ -929,7 +930,7 @@ class _Reader:
     def moment(self, value: Any, position: str) -> datetime:
         text = self.text(value, position)
         try:
-            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            moment = parse_moment(text)
         except ValueError:
             raise self.fail(
                 position, f"{_show(text)} is not an ISO 8601 time like 2026-01-01T00:00:00Z"

@@ -984,10 +984,18 @@ def test_version_object_needs_a_version() -> None:
 
 
 def test_version_update_time_without_timezone() -> None:
+    doc = _doc(
+        versions_after={"engine": {"version": "1.0.0.0", "updated_at": "2026-01-01T00:00:00"}}
+    )
+    assert _problem(doc) == (
+        "$.versions_after.engine.updated_at",
+        "'2026-01-01T00:00:00' has no timezone; add Z for UTC",
+    )
+    # a date alone is no time at all (on every Python: 3.11's fromisoformat took it)
     doc = _doc(versions_after={"engine": {"version": "1.0.0.0", "updated_at": "2026-01-01"}})
     assert _problem(doc) == (
         "$.versions_after.engine.updated_at",
-        "'2026-01-01' has no timezone; add Z for UTC",
+        "'2026-01-01' is not an ISO 8601 time like 2026-01-01T00:00:00Z",
     )
 
 
