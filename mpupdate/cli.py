@@ -829,12 +829,16 @@ def _status(args: argparse.Namespace) -> int:
         age = components["av_signature"]["age_seconds"]
         body = {
             "type": "status",
+            "now": _utc_text(now),
+            "simulated": simulated,
             "components": components,
             "signature_age_hours": None if age is None else age / 3600,
             "last_update": last,
         }
         print(json.dumps(body, ensure_ascii=False))
     else:
+        if simulated:  # its ages are on the fake's clock, not this machine's
+            print(f"{'simulated clock':<20} {_utc_text(now)}")
         for attr, item in components.items():
             line = f"{attr:<20} {item['version']}"
             if item["updated_at"] is not None:

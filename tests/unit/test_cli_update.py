@@ -362,6 +362,7 @@ def test_status(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     status, out, _ = run(capsys, "status", "--simulate", "updated")
     assert status == 0
     lines = out.splitlines()
+    assert lines[0] == "simulated clock      2026-01-01T00:00:00Z"
     assert "engine               1.1.24090.11  updated 2025-12-10T03:00:00Z (525.0 h ago)" in lines
     assert "av_signature         1.419.120.0  updated 2025-12-30T09:00:00Z (39.0 h ago)" in lines
     assert out.splitlines()[-1] == "last update          none recorded"
@@ -371,6 +372,7 @@ def test_status(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     )
     body = json.loads(out)
     assert status == 0 and body["type"] == "status" and body["last_update"] is None
+    assert (body["now"], body["simulated"]) == ("2026-01-01T00:00:00Z", True)
     assert body["components"]["av_signature"] == {
         "version": "1.419.120.0",
         "updated_at": "2025-12-31T21:00:00Z",
