@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
         def attempt(self, source: str) -> None: ...
         def show(self, progress: Progress) -> None: ...
-        def finish(self, source: str, outcome: str, ok: bool) -> None: ...
+        def finish(self, outcome: str) -> None: ...
         def close(self) -> None: ...
 
 
@@ -66,7 +66,7 @@ class NoDisplay:
     def show(self, progress: Progress) -> None:
         pass
 
-    def finish(self, source: str, outcome: str, ok: bool) -> None:
+    def finish(self, outcome: str) -> None:
         pass
 
     def close(self) -> None:
@@ -101,7 +101,7 @@ class LineDisplay:
         )
         self.stream.flush()
 
-    def finish(self, source: str, outcome: str, ok: bool) -> None:
+    def finish(self, outcome: str) -> None:
         pass
 
     def close(self) -> None:
@@ -162,7 +162,7 @@ class BarDisplay:
         )
         self._bar.refresh()
 
-    def finish(self, source: str, outcome: str, ok: bool) -> None:
+    def finish(self, outcome: str) -> None:
         if self._task is None:
             return
         self._bar.update(self._task, stage=outcome.lower().replace("_", " "))
@@ -227,6 +227,6 @@ class Reporter:
                 "path": event.path,
             }
             out = self.out if self.out is not None else sys.stdout
-            out.write(json.dumps(line, ensure_ascii=False) + "\n")
+            out.write(json.dumps(line) + "\n")
             out.flush()
         self.display.show(progress)

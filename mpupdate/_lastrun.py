@@ -65,7 +65,7 @@ def save(record: dict[str, Any], simulated: bool) -> str:
     temporary = f"{target}.{os.getpid()}.tmp"
     try:
         with open(temporary, "w", encoding="utf-8") as stream:
-            json.dump(record, stream, ensure_ascii=False, indent=1)
+            json.dump(record, stream, indent=1)  # ASCII: a lone surrogate is an escape
             stream.write("\n")
         os.replace(temporary, target)
     except BaseException:

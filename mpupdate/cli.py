@@ -233,6 +233,7 @@ def _add_simulate(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
+    _tolerant_output()
     parser = _parser()
     try:
         args = parser.parse_args(argv)
@@ -259,6 +260,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         # (a raising progress function cancels it); stop quietly, as a tool killed by SIGPIPE.
         _drop_stdout()
         return EXIT_BROKEN_PIPE
+
+
+def _tolerant_output() -> None:
+    """Text the DLL hands us (a path with a lone surrogate, a message in a script the console's
+    code page lacks) is written as escapes, never a UnicodeEncodeError that would abort an
+    update from inside its progress function. JSON is written as ASCII anyway."""
+    import contextlib
+
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            with contextlib.suppress(ValueError, OSError):  # closed, or not a text wrapper
+                reconfigure(errors="backslashreplace")
 
 
 def _drop_stdout() -> None:
@@ -355,7 +369,7 @@ def _replay(args: argparse.Namespace) -> int:
     if args.json:
         import json
 
-        print(json.dumps(_result_json(result), ensure_ascii=False))
+        print(json.dumps(_result_json(result)))
     else:
         print(_summary(result))
     return EXIT_OK if result.ok else EXIT_FAILED
@@ -498,6 +512,18 @@ def _backend_factory(
     return lambda: backend
 
 
+def _simulated(simulate: Optional[str]) -> bool:
+    """Whether the command runs on the fake: ``--simulate``, or ``$MPUPDATE_BACKEND`` naming
+    ``fake`` (``dll:<path>`` is a real library at an explicit path, not a simulation)."""
+    import os
+
+    from .backends import ENV_BACKEND
+
+    if simulate is not None:
+        return True
+    return os.environ.get(ENV_BACKEND, "").partition(":")[0] == "fake"
+
+
 def _report_no_backend(problem: _NoBackend) -> None:
     print(f"mpupdate: {problem.message}", file=sys.stderr)
     if problem.hint:
@@ -593,16 +619,14 @@ def _final_object(
 
 def _update(args: argparse.Namespace) -> int:
     import json
-    import os
 
     from . import api
     from ._display import Reporter, choose_display
-    from .backends import ENV_BACKEND
     from .constants import E_ABORT, Source
     from .hresults import describe, hresult_name
 
     sources: list[str] = args.source or ["default"]
-    simulated = args.simulate is not None or bool(os.environ.get(ENV_BACKEND))
+    simulated = _simulated(args.simulate)
     try:
         backend = _backend_factory(args.simulate, "update", args.timeout)()
     except _NoBackend as problem:
@@ -615,7 +639,7 @@ def _update(args: argparse.Namespace) -> int:
                 problem.hint,
                 exit_status=EXIT_ENVIRONMENT,
             )
-            print(json.dumps(body, ensure_ascii=False), flush=True)
+            print(json.dumps(body), flush=True)
         return EXIT_ENVIRONMENT
     except (ValueError, _fakes("scenario").ScenarioError) as exc:
         return _fail(str(exc))
@@ -628,7 +652,7 @@ def _update(args: argparse.Namespace) -> int:
     def attempted(attempt: Attempt, result: UpdateResult) -> None:
         attempts.append(_attempt_record(attempt))
         results.append(result)
-        display.finish(attempts[-1]["source"], attempt.outcome.name, result.ok)
+        display.finish(attempt.outcome.name)
 
     result: Optional[UpdateResult] = None
     try:
@@ -645,7 +669,7 @@ def _update(args: argparse.Namespace) -> int:
         )
     except KeyboardInterrupt:  # the library has aborted the update and closed its handles
         source = sources[min(len(attempts), len(sources) - 1)]
-        display.finish(source, "CANCELLED", False)
+        display.finish("CANCELLED")
         attempts.append(
             {
                 "source": source,
@@ -685,7 +709,7 @@ def _update(args: argparse.Namespace) -> int:
         exit_status=status,
     )
     if args.json:
-        print(json.dumps(body, ensure_ascii=False), flush=True)
+        print(json.dumps(body), flush=True)
     else:
         print(_update_summary(body, versions_before, versions_after), flush=True)
     if result is None:
@@ -779,14 +803,12 @@ _SIGNATURES = ("av_signature", "as_signature", "nis_signature")
 
 
 def _status(args: argparse.Namespace) -> int:
-    import os
 
     from . import _lastrun
-    from .backends import ENV_BACKEND
     from .client import Client
     from .errors import MpError
 
-    simulated = args.simulate is not None or bool(os.environ.get(ENV_BACKEND))
+    simulated = _simulated(args.simulate)
     try:
         make_backend = _backend_factory(args.simulate, "status")
     except _NoBackend as problem:
@@ -835,7 +857,7 @@ def _status(args: argparse.Namespace) -> int:
             "signature_age_hours": None if age is None else age / 3600,
             "last_update": last,
         }
-        print(json.dumps(body, ensure_ascii=False))
+        print(json.dumps(body))
     else:
         if simulated:  # its ages are on the fake's clock, not this machine's
             print(f"{'simulated clock':<20} {_utc_text(now)}")

@@ -358,6 +358,38 @@ PLATFORM_UPDATED = datetime(2025, 12, 10, 3, tzinfo=timezone.utc)
 SIGNATURES_UPDATED = datetime(2025, 12, 30, 9, tzinfo=timezone.utc)
 
 
+@pytest.mark.parametrize(
+    ("simulate", "variable", "simulated"),
+    [
+        ("updated", None, True),
+        (None, "fake:updated", True),
+        (None, "fake", True),
+        (None, "dll", False),
+        (None, "dll:C:\\elsewhere\\MpClient.dll", False),
+        (None, None, False),
+    ],
+)
+def test_which_runs_are_simulated(
+    monkeypatch: pytest.MonkeyPatch,
+    simulate: Optional[str],
+    variable: Optional[str],
+    simulated: bool,
+) -> None:
+    # A simulated run keeps its record apart from the machine's (last-update-simulated.json).
+    if variable is not None:
+        monkeypatch.setenv(ENV_BACKEND, variable)
+    assert mpupdate.cli._simulated(simulate) is simulated
+
+
+def test_a_backend_variable_run_keeps_the_simulated_record(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("MPUPDATE_STATE_DIR", str(tmp_path))
+    monkeypatch.setenv(ENV_BACKEND, "fake:already-current")
+    assert run(capsys, "update", "--no-progress")[0] == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last-update-simulated.json"]
+
+
 def test_status(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     status, out, _ = run(capsys, "status", "--simulate", "updated")
     assert status == 0
@@ -604,6 +636,45 @@ def test_program_every_scenario_as_json_lines(tmp_path: Path, scenario: str) -> 
     assert events or scenario == "access-denied"  # (MpUpdateStart failed: nothing to tell)
     assert "\x1b" not in done.stdout + done.stderr  # no terminal here: no escape codes
     assert "mpupdate: [" not in done.stderr  # --json off a terminal: no progress lines
+
+
+def test_program_writes_text_it_cannot_encode_as_escapes(tmp_path: Path) -> None:
+    # A path from the DLL with a lone surrogate (UTF-16 need not be well formed) and an accent:
+    # JSON Lines escape them; the human output on an ASCII-only stdout escapes the accent; the
+    # record is written. Before, the first such event raised UnicodeEncodeError inside the
+    # progress function, which aborted the update.
+    body = json.loads((SCENARIOS / "updated.json").read_text(encoding="utf-8"))
+    odd = "C:\\Temp\\bad\ud800name\u00e9.exe"
+    for item in body["notifications"]:
+        if item.get("data", {}).get("path"):
+            item["data"]["path"] = odd
+    scenario = tmp_path / "odd-paths.json"
+    scenario.write_text(json.dumps(body), encoding="utf-8")
+    state = tmp_path / "state"
+    for env in ({}, {"PYTHONIOENCODING": "ascii"}):
+        done = subprocess.run(
+            command("update", "--simulate", str(scenario), "--json"),
+            capture_output=True, check=False, cwd=tmp_path, timeout=60,
+            env=child_env(MPUPDATE_STATE_DIR=str(state), **env),
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        *events, result = json_lines(done.stdout.decode("ascii"))  # ASCII, whatever the locale
+        assert result["outcome"] == "UPDATED"
+        assert odd in {event["path"] for event in events}
+    record = json.loads((state / "last-update-simulated.json").read_text(encoding="ascii"))
+    assert record["exit_status"] == 0
+    # the DLL's message for a failure, in German, on an ASCII-only stdout and stderr
+    failing = json.loads((SCENARIOS / "network-failure.json").read_text(encoding="utf-8"))
+    failing["messages"] = {"0x80072EFD": "Keine Verbindung m\u00f6glich \ud800"}
+    scenario.write_text(json.dumps(failing), encoding="utf-8")
+    done = subprocess.run(
+        command("update", "--simulate", str(scenario), "--no-progress"),
+        capture_output=True, check=False, cwd=tmp_path, timeout=60,
+        env=child_env(MPUPDATE_STATE_DIR=str(state), PYTHONIOENCODING="ascii"),
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert b"Keine Verbindung m\\xf6glich \\ud800" in done.stdout
+    assert b"Traceback" not in done.stderr
 
 
 def test_program_no_defender(tmp_path: Path) -> None:
