@@ -4,7 +4,8 @@ library, and the displays behind it.
 - JSON Lines on stdout (``--json``): one object per notification, as it arrives.
 - On stderr, for a person: a live bar (rich, from the ``cli`` extra) when stderr is a terminal;
   sparse plain lines (each phase change and every 10 %) when it is not; nothing with
-  ``--no-progress``. With ``--json``, only a terminal gets the bar: the JSON already says it all.
+  ``--no-progress``. With ``--json``, only a terminal gets the bar (the JSON already says it
+  all), and only when the JSON goes elsewhere (a file, a pipe).
 
 rich is imported here, and only when the bar is chosen, so ``mpupdate --version`` and a piped
 run never load it. Without rich, a terminal gets the plain lines and one note naming the extra.
@@ -174,9 +175,11 @@ class BarDisplay:
         self._bar.stop()
 
 
-def choose_display(json_lines: bool, quiet: bool, stream: TextIO) -> Display:
-    """The display for these options and this stderr (see the module's docstring)."""
-    if quiet:
+def choose_display(json_lines: bool, quiet: bool, stream: TextIO, stdout: TextIO) -> Display:
+    """The display for these options, this stderr (``stream``) and this stdout (see the
+    module's docstring). With ``--json`` and stdout a terminal too, the JSON scrolls there and
+    no bar is drawn: the two would share the screen's lines."""
+    if quiet or (json_lines and _is_terminal(stdout)):
         return NoDisplay()
     terminal = _is_terminal(stream)
     if terminal:

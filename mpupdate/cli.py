@@ -643,7 +643,7 @@ def _update(args: argparse.Namespace) -> int:
         return EXIT_ENVIRONMENT
     except (ValueError, _fakes("scenario").ScenarioError) as exc:
         return _fail(str(exc))
-    display = choose_display(args.json, args.no_progress, sys.stderr)
+    display = choose_display(args.json, args.no_progress, sys.stderr, sys.stdout)
     reporter = Reporter(args.json, display)
     reporter.source = sources[0]
     attempts: list[dict[str, Any]] = []

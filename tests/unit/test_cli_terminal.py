@@ -216,3 +216,12 @@ def test_json_to_a_file_while_the_bar_draws_on_the_terminal(tmp_path: Path) -> N
     drawn = visible(terminal.raw).splitlines()
     assert "updated" in bar_frames(drawn, "default")[-1].split()  # the bar, on the terminal
     assert '"type"' not in terminal.raw.decode()  # and no JSON there
+
+
+def test_json_on_the_terminal_draws_no_bar(tmp_path: Path) -> None:
+    # stdout and stderr both the terminal: the JSON Lines scroll there, one whole object a line.
+    status, raw, lines = run_in_terminal(tmp_path, "update", "--simulate", "updated", "--json")
+    assert status == 0 and "\u2501" not in raw.decode()  # no bar
+    objects = [json.loads(line) for line in lines]
+    assert objects[-1]["type"] == "result" and objects[-1]["exit_status"] == 0
+    assert len(objects) == len(get("updated").notifications) + 3
