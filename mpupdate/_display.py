@@ -20,7 +20,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Optional, Protocol, TextIO
 
-    from .client import UpdateOperation
     from .machine import Progress
 
     class Display(Protocol):
@@ -33,15 +32,6 @@ if TYPE_CHECKING:
 
 
 __all__ = ["BarDisplay", "LineDisplay", "NoDisplay", "Reporter", "choose_display"]
-
-#: :class:`mpupdate.Source` member names -> the ``--source`` spelling.
-SOURCE_NAMES = {
-    "DEFAULT": "default",
-    "MMPC": "mmpc",
-    "FILE_SHARES": "file-shares",
-    "WSUS": "wsus",
-    "MICROSOFT_UPDATE": "microsoft-update",
-}
 
 RICH_MISSING = (
     "mpupdate: (a live progress bar needs rich: pip install 'mpupdate[cli]'; plain lines follow)"
@@ -200,8 +190,8 @@ def _is_terminal(stream: TextIO) -> bool:
 
 
 class Reporter:
-    """The ``progress=`` function of every attempt, and the ``started=`` hook that names the
-    attempt's source: JSON Lines to ``out`` (with ``--json``), and the display on stderr."""
+    """The ``progress=`` function of every attempt: JSON Lines to ``out`` (with ``--json``), and
+    the display on stderr. :meth:`attempt` names the source each attempt starts with."""
 
     def __init__(self, json_lines: bool, display: Display, out: Optional[TextIO] = None) -> None:
         self.json_lines = json_lines
@@ -209,9 +199,9 @@ class Reporter:
         self.out = out
         self.source = "default"
 
-    def started(self, operation: UpdateOperation) -> None:
-        self.source = SOURCE_NAMES[operation.source.name]
-        self.display.attempt(self.source)
+    def attempt(self, source: str) -> None:
+        self.source = source
+        self.display.attempt(source)
 
     def __call__(self, progress: Progress) -> None:
         if self.json_lines:

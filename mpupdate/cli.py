@@ -64,18 +64,16 @@ exit status:
   141 stdout closed by its reader (| head): the update was aborted and closed
 """
 
-#: ``--source`` names (as admins spell them) -> :class:`mpupdate.Source` member names.
-SOURCES = {
-    "default": "DEFAULT",
-    "mmpc": "MMPC",
-    "file-shares": "FILE_SHARES",
-    "wsus": "WSUS",
-    "microsoft-update": "MICROSOFT_UPDATE",
-}
+
+def _spelling(member_name: str) -> str:
+    """A :class:`mpupdate.Source` member's name as ``update --source`` spells it
+    (``FILE_SHARES`` -> ``file-shares``); ``Source.parse`` reads it back."""
+    return member_name.lower().replace("_", "-")
 
 
 def _parser() -> argparse.ArgumentParser:
     from . import __version__
+    from .constants import Source  # (loaded with the package already)
 
     parser = argparse.ArgumentParser(
         prog="mpupdate",
@@ -104,7 +102,7 @@ def _parser() -> argparse.ArgumentParser:
     record.add_argument(
         "--source",
         default="DEFAULT",
-        choices=["DEFAULT", "MMPC", "FILE_SHARES", "WSUS", "MICROSOFT_UPDATE"],
+        choices=[source.name for source in Source],
         type=str.upper,
         help="where to update from (default: the machine's fallback order)",
     )
@@ -149,11 +147,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="abort after N seconds (default: the recorded timeout)",
     )
-    _add_update_commands(commands)
+    _add_update_commands(commands, [_spelling(source.name) for source in Source])
     return parser
 
 
-def _add_update_commands(commands: Any) -> None:
+def _add_update_commands(commands: Any, sources: list[str]) -> None:
     update = commands.add_parser(
         "update",
         help="update the signatures (or simulate an update with --simulate)",
@@ -167,10 +165,10 @@ def _add_update_commands(commands: Any) -> None:
     update.add_argument(
         "--source",
         action="append",
-        choices=list(SOURCES),
+        choices=sources,
         metavar="SRC",
         help=(
-            "where to update from: " + ", ".join(SOURCES) + "; repeat to fall back in order "
+            "where to update from: " + ", ".join(sources) + "; repeat to fall back in order "
             "(default: default, the machine's own fallback order)"
         ),
     )
@@ -542,11 +540,10 @@ def _environment_problem(hresult: int) -> bool:
 
 
 def _attempt_record(attempt: Attempt) -> dict[str, Any]:
-    from ._display import SOURCE_NAMES
     from .hresults import hresult_name
 
     return {
-        "source": SOURCE_NAMES[attempt.source.name],
+        "source": _spelling(attempt.source.name),
         "outcome": attempt.outcome.name,
         "hresult": _hex(attempt.hresult),
         "hresult_name": hresult_name(attempt.hresult),
@@ -645,7 +642,7 @@ def _update(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     display = choose_display(args.json, args.no_progress, sys.stderr, sys.stdout)
     reporter = Reporter(args.json, display)
-    reporter.source = sources[0]
+    reporter.source = sources[0]  # (until the first attempt starts)
     attempts: list[dict[str, Any]] = []
     results: list[UpdateResult] = []
 
@@ -657,14 +654,14 @@ def _update(args: argparse.Namespace) -> int:
     result: Optional[UpdateResult] = None
     try:
         result = api.run_update(
-            [Source[SOURCES[name]] for name in sources],
+            [Source.parse(name) for name in sources],
             reporter,
             args.timeout,
             backend,
             None,
             False,  # check: the command reports failures itself
             False,  # strict
-            reporter.started,
+            lambda operation: reporter.attempt(_spelling(operation.source.name)),
             attempted,
         )
     except KeyboardInterrupt:  # the library has aborted the update and closed its handles
@@ -738,12 +735,8 @@ def _command_hint(hint: Optional[str]) -> Optional[str]:
         return hint
     import re
 
-    from ._display import SOURCE_NAMES
-
     return re.sub(
-        r"source=Source\.([A-Z_]+)",
-        lambda match: f"--source {SOURCE_NAMES.get(match.group(1), match.group(1).lower())}",
-        hint,
+        r"source=Source\.([A-Z_]+)", lambda match: f"--source {_spelling(match.group(1))}", hint
     )
 
 
@@ -782,8 +775,9 @@ def _save_record(body: dict[str, Any], simulated: bool) -> None:
     from datetime import datetime, timezone
 
     from . import _lastrun
+    from .filetime import moment_text
 
-    record = dict(body, finished_at=_utc_text(datetime.now(timezone.utc)))
+    record = dict(body, finished_at=moment_text(datetime.now(timezone.utc)))
     try:
         _lastrun.save(record, simulated)
     except OSError as exc:
@@ -795,18 +789,14 @@ def _save_record(body: dict[str, Any], simulated: bool) -> None:
         )
 
 
-def _utc_text(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
-
-
 _SIGNATURES = ("av_signature", "as_signature", "nis_signature")
 
 
 def _status(args: argparse.Namespace) -> int:
-
     from . import _lastrun
     from .client import Client
     from .errors import MpError
+    from .filetime import moment_text
 
     simulated = _simulated(args.simulate)
     try:
@@ -838,7 +828,7 @@ def _status(args: argparse.Namespace) -> int:
         when = component.updated_at
         components[attr] = {
             "version": component.version,
-            "updated_at": _utc_text(when) if when else None,
+            "updated_at": moment_text(when) if when else None,
             "age_seconds": max(0.0, (now - when).total_seconds()) if when else None,
         }
     if last is not None:
@@ -851,7 +841,7 @@ def _status(args: argparse.Namespace) -> int:
         age = components["av_signature"]["age_seconds"]
         body = {
             "type": "status",
-            "now": _utc_text(now),
+            "now": moment_text(now),
             "simulated": simulated,
             "components": components,
             "signature_age_hours": None if age is None else age / 3600,
@@ -860,7 +850,7 @@ def _status(args: argparse.Namespace) -> int:
         print(json.dumps(body))
     else:
         if simulated:  # its ages are on the fake's clock, not this machine's
-            print(f"{'simulated clock':<20} {_utc_text(now)}")
+            print(f"{'simulated clock':<20} {moment_text(now)}")
         for attr, item in components.items():
             line = f"{attr:<20} {item['version']}"
             if item["updated_at"] is not None:

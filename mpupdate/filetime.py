@@ -35,6 +35,11 @@ _ISO_MOMENT = re.compile(
 )
 
 
+def moment_text(moment: datetime) -> str:
+    """``moment`` in ISO 8601 as :func:`parse_moment` reads it back, UTC written ``Z``."""
+    return moment.isoformat().replace("+00:00", "Z")
+
+
 def parse_moment(text: str) -> datetime:
     """An ISO 8601 time in the extended form, the same on every Python we support (3.9's
     ``datetime.fromisoformat`` takes only its own output: not ``Z``, nor ``08.4`` seconds).

@@ -41,7 +41,7 @@ from typing import Any, Optional, Union
 from mpupdate.constants import HRESULTS, CallbackType, Notify, SigUpdateType, Stage
 from mpupdate.errors import hresult_name
 from mpupdate.events import notify_name
-from mpupdate.filetime import parse_moment
+from mpupdate.filetime import moment_text, parse_moment
 from mpupdate.versions import COMPONENTS, ComponentVersion, VersionInfo, version_from_string
 
 from .clock import DEFAULT_START
@@ -156,10 +156,6 @@ def _utf16(text: str) -> str:
     return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
 
 
-def _moment_text(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
-
-
 def _moment_problem(value: Any) -> Optional[str]:
     """What is wrong with ``value`` as a scenario's moment: an aware datetime, EARLIEST..LATEST
     (compared as instants, so any UTC offset is fine if UTC keeps it in range)."""
@@ -169,8 +165,8 @@ def _moment_problem(value: Any) -> Optional[str]:
         return f"{value.isoformat()!r} has no timezone; add Z for UTC"
     if not EARLIEST <= value <= LATEST:
         return (
-            f"{_moment_text(value)} is out of range: moments are "
-            f"{_moment_text(EARLIEST)}..{_moment_text(LATEST)} (UTC)"
+            f"{moment_text(value)} is out of range: moments are "
+            f"{moment_text(EARLIEST)}..{moment_text(LATEST)} (UTC)"
         )
     return None
 
@@ -185,9 +181,9 @@ def _span_problem(started_at: datetime, span: float) -> Optional[str]:
     if started_at <= latest:
         return None
     return (
-        f"{_moment_text(started_at)} is too late: the scenario runs {span:g} seconds from its "
+        f"{moment_text(started_at)} is too late: the scenario runs {span:g} seconds from its "
         f"start (its last time plus abort_latency), so it must start "
-        f"{_moment_text(EARLIEST)}..{_moment_text(latest)} for its FILETIMEs to stay in "
+        f"{moment_text(EARLIEST)}..{moment_text(latest)} for its FILETIMEs to stay in "
         "the calendar"
     )
 
@@ -198,7 +194,7 @@ def _updated_at_problem(value: Optional[datetime]) -> Optional[str]:
     problem = _moment_problem(value)
     if problem is None and value == EARLIEST:
         return (
-            f"{_moment_text(value)} is FILETIME 0, which MpManagerVersionQuery reports as never "
+            f"{moment_text(value)} is FILETIME 0, which MpManagerVersionQuery reports as never "
             "updated: leave updated_at out instead"
         )
     return problem
@@ -471,7 +467,7 @@ class Scenario:
         if self.description:
             out["description"] = self.description
         if self.started_at != DEFAULT_START:
-            out["started_at"] = _moment_text(self.started_at)
+            out["started_at"] = moment_text(self.started_at)
         if self.open_hresult:
             out["open_hresult"] = _hresult_text(self.open_hresult)
         if self.start_hresult:
@@ -656,7 +652,7 @@ def _versions_dict(info: VersionInfo) -> dict[str, Any]:
         else:
             out[attr] = {
                 "version": component.version,
-                "updated_at": _moment_text(component.updated_at),
+                "updated_at": moment_text(component.updated_at),
             }
     return out
 
