@@ -19,6 +19,7 @@ from typing import Any, Optional
 from hypothesis import strategies as st
 
 from mpupdate.constants import E_ABORT, S_FALSE, S_OK, Notify, SigUpdateType, Stage
+from mpupdate.filetime import moment_text
 from mpupdate.results import Outcome
 from mpupdate.versions import COMPONENTS
 
@@ -269,9 +270,7 @@ def moment_texts() -> st.SearchStrategy[str]:
     )
     return st.one_of(
         edges,
-        st.datetimes(timezones=st.one_of(st.just(timezone.utc), offsets)).map(
-            lambda d: d.isoformat().replace("+00:00", "Z")
-        ),
+        st.datetimes(timezones=st.one_of(st.just(timezone.utc), offsets)).map(moment_text),
         st.datetimes(
             min_value=datetime(1601, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.none()
         ).map(lambda d: d.isoformat() + "Z"),
